@@ -1,0 +1,1 @@
+"""The one place that knows NATS: subjects, pub/sub, RPC, JetStream."""

@@ -1,0 +1,1 @@
+"""Typed, layered configuration (defaults < YAML < env < CLI)."""

@@ -1,0 +1,1 @@
+"""structlog logging, OpenTelemetry tracing and metrics, Prometheus."""

@@ -1,0 +1,1 @@
+"""Internal wire types (generated from proto/) and LiveKit type re-exports."""

@@ -1,0 +1,1 @@
+"""Service process runtime: config, logging, health, metrics, drain on SIGTERM."""

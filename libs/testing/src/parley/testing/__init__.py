@@ -1,0 +1,1 @@
+"""pytest fixtures: real nats-server, real Valkey, the whole stack."""

@@ -1,0 +1,1 @@
+"""Agent workers and jobs."""

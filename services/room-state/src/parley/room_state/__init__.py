@@ -1,0 +1,1 @@
+"""Authoritative rooms, participants and tracks in Redis."""

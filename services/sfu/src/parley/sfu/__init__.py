@@ -1,0 +1,1 @@
+"""Selective forwarding unit: WebRTC media with aiortc."""

@@ -1,0 +1,1 @@
+"""TURN credentials for coturn."""

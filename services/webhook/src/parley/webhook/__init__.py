@@ -1,0 +1,1 @@
+"""Signed, ordered, lossless webhook delivery."""
