@@ -1,1 +1,5 @@
-"""pytest fixtures: real nats-server, real Valkey, the whole stack."""
+"""pytest fixtures that start real parts: nats-server, Valkey and the whole Parley stack."""
+
+from parley.testing.poll import poll_until
+
+__all__ = ["poll_until"]

@@ -1,0 +1,66 @@
+"""Every NATS subject Parley uses, derived only here.
+
+Room names can hold any character, so subjects carry ``room_token(name)``, the
+unpadded base64url of the UTF-8 name.
+"""
+
+from __future__ import annotations
+
+import base64
+
+PREFIX = "parley"
+
+# JetStream: every room event, replayable by webhook and dispatch.
+EVENTS_STREAM = "PARLEY_EVENTS"
+EVENTS_ALL = f"{PREFIX}.events.>"
+ROOM_EVENTS_ALL = f"{PREFIX}.events.room.>"
+
+# Core NATS: SFU node heartbeats (NodeStats).
+SFU_NODES = f"{PREFIX}.nodes.sfu"
+
+ROOM_STATE_QUEUE = "room-state"
+SFU_QUEUE = "sfu"
+
+
+def room_token(room_name: str) -> str:
+    return base64.urlsafe_b64encode(room_name.encode()).rstrip(b"=").decode() or "_"
+
+
+def room_from_token(token: str) -> str:
+    if token == "_":
+        return ""
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+
+
+def room_events(room_name: str) -> str:
+    """Where room-state (and dispatch, for agent jobs) publish a room's RoomEvents."""
+    return f"{PREFIX}.events.room.{room_token(room_name)}"
+
+
+def room_state_rpc(method: str) -> str:
+    """A room-state method: the internal ones and LiveKit's RoomService ones alike."""
+    return f"{PREFIX}.roomstate.{method}"
+
+
+def sfu_session_start(node_id: str) -> str:
+    return f"{PREFIX}.sfu.{node_id}.session.start"
+
+
+def sfu_signal(node_id: str) -> str:
+    """ClientSignal frames for sessions on that node."""
+    return f"{PREFIX}.sfu.{node_id}.signal"
+
+
+def sfu_command(node_id: str) -> str:
+    """RoomCommand requests for rooms on that node."""
+    return f"{PREFIX}.sfu.{node_id}.command"
+
+
+def edge_signal(edge_id: str) -> str:
+    """ServerSignal frames for connections held by that edge."""
+    return f"{PREFIX}.edge.{edge_id}.signal"
+
+
+def edge_control(edge_id: str) -> str:
+    """Requests to one edge (e.g. close a connection)."""
+    return f"{PREFIX}.edge.{edge_id}.control"

@@ -1,0 +1,123 @@
+"""Build a config tree from defaults, YAML, environment variables and CLI overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from parley.config.errors import ConfigError
+
+ENV_PREFIX = "PARLEY_"
+C = TypeVar("C", bound=BaseModel)
+
+
+def load_config(
+    model: type[C],
+    *,
+    config_file: str | None = None,
+    overrides: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> C:
+    """Load ``model`` from every source. ``overrides`` are ``section.key=value`` strings."""
+    environ = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    _merge(data, _yaml_source(config_file, environ))
+    _merge(data, _env_source(model, environ))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(item, "an override must look like section.key=value")
+        _set_path(data, key.strip().split("."), yaml.safe_load(raw) if raw else "")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or first.get("msg", "").split(":")[0]
+        raise ConfigError(key or "<root>", first["msg"]) from exc
+
+
+def _yaml_source(config_file: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    path = config_file or environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    body: str | None = None
+    origin = "PARLEY_CONFIG"
+    if path:
+        try:
+            body = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError("config_file", f"cannot read {path}: {exc.strerror}") from exc
+        origin = path
+    elif environ.get(f"{ENV_PREFIX}CONFIG"):
+        body = environ[f"{ENV_PREFIX}CONFIG"]
+    if body is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise ConfigError(origin, f"not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(origin, "the YAML document must be a mapping")
+    return loaded
+
+
+def _env_source(model: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``PARLEY_<SECTION>_<KEY>=value``: the longest matching field name wins at each level."""
+    data: dict[str, Any] = {}
+    if keys := environ.get("LIVEKIT_KEYS"):
+        data["keys"] = _parse_keys(keys)
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}CONFIG_FILE"):
+            continue
+        path = _resolve(model, name[len(ENV_PREFIX) :].lower())
+        if path is None:
+            continue
+        value: Any = _parse_keys(raw) if path == ["keys"] else yaml.safe_load(raw) if raw else ""
+        _set_path(data, path, value)
+    return data
+
+
+def _resolve(model: type[BaseModel], rest: str) -> list[str] | None:
+    fields = sorted(model.model_fields, key=len, reverse=True)
+    for field in fields:
+        if rest == field:
+            return [field]
+        if rest.startswith(field + "_"):
+            annotation = model.model_fields[field].annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                sub = _resolve(annotation, rest[len(field) + 1 :])
+                if sub is not None:
+                    return [field, *sub]
+    return None
+
+
+def _parse_keys(raw: str) -> dict[str, str]:
+    """``"key1: secret1, key2: secret2"`` or YAML mapping text."""
+    loaded = yaml.safe_load(raw.replace(",", "\n")) if raw.strip() else {}
+    if not isinstance(loaded, dict):
+        raise ConfigError("keys", "expected 'key: secret' pairs")
+    return {str(k): str(v) for k, v in loaded.items()}
+
+
+def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value

@@ -1,0 +1,184 @@
+"""Configuration sections shared by the services (LiveKit's livekit.yaml layout where it applies)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "secret"
+MIN_SECRET_LENGTH = 32
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NatsConfig(Section):
+    """Where the bus is."""
+
+    url: str = "nats://127.0.0.1:4222"
+    """NATS server URL(s), comma separated."""
+    connect_timeout: float = 5.0
+    """Seconds to wait for the first connection."""
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    """JetStream replicas for Parley's streams (3 on a cluster)."""
+
+
+class RedisConfig(Section):
+    """The Redis/Valkey that room-state and dispatch keep their state in."""
+
+    address: str = "127.0.0.1:6379"
+    """host:port."""
+    db: int = 0
+    username: str = ""
+    password: str = ""
+    use_tls: bool = False
+    key_prefix: str = "parley"
+    """Prefix of every key Parley writes."""
+
+    @property
+    def url(self) -> str:
+        scheme = "rediss" if self.use_tls else "redis"
+        auth = ""
+        if self.username or self.password:
+            auth = f"{self.username}:{self.password}@"
+        return f"{scheme}://{auth}{self.address}/{self.db}"
+
+
+class RtcConfig(Section):
+    """WebRTC transport settings of the SFU nodes."""
+
+    port_range_start: int = Field(default=50000, ge=1024, le=65535)
+    """First UDP port for ICE."""
+    port_range_end: int = Field(default=60000, ge=1024, le=65535)
+    """Last UDP port for ICE."""
+    node_ip: str = ""
+    """The IP advertised in ICE candidates; empty = the host's addresses."""
+    use_loopback: bool = False
+    """Gather candidates on 127.0.0.1 (dev and tests)."""
+    stun_servers: list[str] = Field(default_factory=list)
+    """STUN servers handed to clients, e.g. stun:stun.example.org:3478."""
+    packet_cache_size: int = Field(default=512, ge=64, le=16384)
+    """Packets kept per video track for NACK retransmission."""
+
+    @model_validator(mode="after")
+    def _range(self) -> RtcConfig:
+        if self.port_range_end < self.port_range_start:
+            raise ValueError("port_range_end must be >= port_range_start")
+        return self
+
+
+class RoomConfig(Section):
+    """Room defaults (livekit.yaml `room`)."""
+
+    auto_create: bool = True
+    """Create a room when a participant joins one that does not exist."""
+    empty_timeout: int = Field(default=300, ge=0)
+    """Seconds an empty room that nobody joined stays open."""
+    departure_timeout: int = Field(default=20, ge=0)
+    """Seconds a room stays open after its last participant left."""
+    max_participants: int = Field(default=0, ge=0)
+    """0 = unlimited."""
+
+
+class WebhookConfig(Section):
+    """Webhook delivery (livekit.yaml `webhook`)."""
+
+    api_key: str = ""
+    """The API key whose secret signs webhook requests."""
+    urls: list[str] = Field(default_factory=list)
+    """Endpoints that receive every event."""
+    retention: float = Field(default=86400.0, gt=0)
+    """Seconds an event is retried before it expires."""
+    request_timeout: float = Field(default=5.0, gt=0)
+    backoff_min: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=30.0, gt=0)
+
+
+TurnTransport = Literal["udp", "tcp", "tls"]
+
+
+class TurnServerConfig(Section):
+    """One TURN server (coturn with use-auth-secret)."""
+
+    host: str
+    port: int = 3478
+    tls_port: int = 0
+    transports: list[TurnTransport] = Field(default_factory=lambda: list[TurnTransport](["udp", "tcp"]))
+    region: str = ""
+    secret: str = ""
+    """The coturn static-auth-secret; empty = turn.secret."""
+
+
+class TurnConfig(Section):
+    """TURN (livekit.yaml `turn`, for external coturn servers)."""
+
+    enabled: bool = False
+    secret: str = ""
+    """Shared secret (coturn static-auth-secret)."""
+    credential_ttl: int = Field(default=300, ge=10, le=86400)
+    """Seconds a TURN credential lives."""
+    servers: list[TurnServerConfig] = Field(default_factory=list)
+    force_relay: bool = False
+    """Tell clients to use relay candidates only."""
+    max_allocations_per_participant: int = Field(default=12, ge=1)
+    health_interval: float = Field(default=5.0, gt=0)
+
+
+class LoggingConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_output: bool | None = None
+    """JSON lines; default: JSON unless development."""
+
+
+class ParleyConfig(Section):
+    """Sections every service shares. Each service's config subclasses this."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    development: bool = False
+    """Dev mode: devkey/secret, console logs, the dev token endpoint."""
+    keys: dict[str, str] = Field(default_factory=dict)
+    """API key -> secret."""
+    port: int = Field(default=7880, ge=0, le=65535)
+    """The edge's HTTP/WebSocket port (also what clients reach)."""
+    bind_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    region: str = ""
+    node_id: str = ""
+    """Empty: generated at start."""
+    health_port: int = Field(default=0, ge=0, le=65535)
+    """This process's health and /metrics port; 0 = free port."""
+    nats: NatsConfig = Field(default_factory=NatsConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    rtc: RtcConfig = Field(default_factory=RtcConfig)
+    room: RoomConfig = Field(default_factory=RoomConfig)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    turn: TurnConfig = Field(default_factory=TurnConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _keys(self) -> ParleyConfig:
+        if not self.keys and self.development:
+            self.keys = {DEV_API_KEY: DEV_API_SECRET}
+        if not self.development:
+            for key, secret in self.keys.items():
+                if len(secret) < MIN_SECRET_LENGTH:
+                    raise ValueError(
+                        f"keys.{key}: secret is shorter than {MIN_SECRET_LENGTH} characters "
+                        "(allowed only in development mode)"
+                    )
+        if self.webhook.urls and not self.webhook.api_key:
+            if len(self.keys) != 1:
+                raise ValueError("webhook.api_key: required when webhook.urls is set and several keys exist")
+            self.webhook.api_key = next(iter(self.keys))
+        if self.webhook.api_key and self.webhook.api_key not in self.keys:
+            raise ValueError(f"webhook.api_key: {self.webhook.api_key!r} is not in keys")
+        return self
+
+    @property
+    def log_json(self) -> bool:
+        if self.logging.json_output is None:
+            return not self.development
+        return self.logging.json_output

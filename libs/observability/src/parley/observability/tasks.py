@@ -1,0 +1,58 @@
+"""Owned background tasks: nothing runs as an orphan, every failure is logged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_log = logging.getLogger("parley.tasks")
+
+
+class TaskSet:
+    """Keeps strong references to its tasks, logs their crashes and cancels them all on close."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro, name=name or f"{self._name}.task")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            _log.error("task %s of %s crashed", task.get_name(), self._name, exc_info=exc)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Cancel every task and wait for them."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        self._tasks.clear()
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    if task is None or task.done():
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if asyncio.current_task() is not None and asyncio.current_task().cancelling():  # type: ignore[union-attr]
+            raise
+    except Exception:
+        _log.exception("task %s failed while cancelled", task.get_name())

@@ -1,0 +1,46 @@
+"""pytest plugin: ``pytest_plugins = ["parley.testing.fixtures"]``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from parley.bus import Bus, connect
+from parley.runtime.processes import NatsServer, ValkeyServer
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real nats-server with JetStream on a free port, stopped when the test ends."""
+    server = NatsServer(store_dir=tmp_path / "nats", log_path=tmp_path / "nats.log")
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def valkey_server(tmp_path: Path) -> Iterator[ValkeyServer]:
+    """A real Valkey on a free port, stopped when the test ends."""
+    (tmp_path / "valkey").mkdir()
+    server = ValkeyServer(data_dir=tmp_path / "valkey", log_path=tmp_path / "valkey.log")
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest_asyncio.fixture
+async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
+    b = await connect(nats_server.url, "test")
+    yield b
+    await b.aclose()
+
+
+@pytest_asyncio.fixture
+async def redis_client(valkey_server: ValkeyServer) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(f"redis://{valkey_server.address}/0")
+    yield client
+    await client.aclose()
