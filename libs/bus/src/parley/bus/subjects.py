@@ -64,3 +64,13 @@ def edge_signal(edge_id: str) -> str:
 def edge_control(edge_id: str) -> str:
     """Requests to one edge (e.g. close a connection)."""
     return f"{PREFIX}.edge.{edge_id}.control"
+
+
+def turn_rpc(method: str) -> str:
+    """turn-alloc methods (IceServers)."""
+    return f"{PREFIX}.turn.{method}"
+
+
+def dispatch_rpc(method: str) -> str:
+    """dispatch methods (AgentDispatchService and internal ones)."""
+    return f"{PREFIX}.dispatch.{method}"

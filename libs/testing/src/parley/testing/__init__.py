@@ -1,5 +1,6 @@
 """pytest fixtures that start real parts: nats-server, Valkey and the whole Parley stack."""
 
 from parley.testing.poll import poll_until
+from parley.testing.stack import TEST_API_KEY, TEST_API_SECRET, Stack
 
-__all__ = ["poll_until"]
+__all__ = ["TEST_API_KEY", "TEST_API_SECRET", "Stack", "poll_until"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -11,6 +12,7 @@ import redis.asyncio as aioredis
 
 from parley.bus import Bus, connect
 from parley.runtime.processes import NatsServer, ValkeyServer
+from parley.testing.stack import Stack
 
 
 @pytest.fixture
@@ -44,3 +46,18 @@ async def redis_client(valkey_server: ValkeyServer) -> AsyncIterator[aioredis.Re
     client = aioredis.Redis.from_url(f"redis://{valkey_server.address}/0")
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    """Factory: ``make_stack(services=[...], config={...}, instances={"sfu": 2})`` starts a stack."""
+    stacks: list[Stack] = []
+
+    def factory(**kwargs: Any) -> Stack:
+        stack = Stack(log_dir=tmp_path / f"stack{len(stacks)}", **kwargs)
+        stacks.append(stack)
+        return stack.start()
+
+    yield factory
+    for stack in stacks:
+        stack.stop()

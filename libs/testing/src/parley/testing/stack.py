@@ -1,0 +1,184 @@
+"""The whole Parley stack inside a test: real nats-server, real Valkey, every service as a process."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parley.runtime.processes import (
+    SERVICES,
+    ManagedProcess,
+    NatsServer,
+    ProcessError,
+    ValkeyServer,
+    free_port,
+    service_process,
+    wait_for_http,
+)
+
+TEST_API_KEY = "devkey"
+TEST_API_SECRET = "parley-test-secret-0123456789abcdefghij"
+
+
+@dataclass
+class ServiceInstance:
+    service: str
+    index: int
+    overrides: list[str]
+    health_port: int
+    process: ManagedProcess
+    port: int = 0
+    grpc_port: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.index}"
+
+
+@dataclass
+class Stack:
+    """Start with ``start()``; stop with ``stop()``. Logs land in ``log_dir``."""
+
+    log_dir: Path
+    services: Sequence[str] = SERVICES
+    config: dict[str, Any] = field(default_factory=dict)
+    instances: dict[str, int] = field(default_factory=dict)
+    instance_overrides: dict[str, list[list[str]]] = field(default_factory=dict)
+    nats: NatsServer | None = None
+    valkey: ValkeyServer | None = None
+    running: list[ServiceInstance] = field(default_factory=list)
+
+    # -- addresses ------------------------------------------------------------------------------
+    @property
+    def api_key(self) -> str:
+        return TEST_API_KEY
+
+    @property
+    def api_secret(self) -> str:
+        return TEST_API_SECRET
+
+    def edge(self, index: int = 0) -> ServiceInstance:
+        return self.get("signaling", index)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.edge().port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.edge().port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.edge().grpc_port}"
+
+    def get(self, service: str, index: int = 0) -> ServiceInstance:
+        for inst in self.running:
+            if inst.service == service and inst.index == index:
+                return inst
+        raise KeyError(f"{service}-{index} is not part of this stack")
+
+    def all(self, service: str) -> Iterator[ServiceInstance]:
+        return (inst for inst in self.running if inst.service == service)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def base_config(self) -> dict[str, Any]:
+        assert self.nats is not None and self.valkey is not None
+        config: dict[str, Any] = {
+            "keys": {TEST_API_KEY: TEST_API_SECRET},
+            "nats": {"url": self.nats.url},
+            "redis": {"address": self.valkey.address},
+            "rtc": {"use_loopback": True, "port_range_start": 40000, "port_range_end": 49999},
+            "logging": {"level": "info", "json_output": False},
+        }
+        _merge(config, copy.deepcopy(self.config))
+        return config
+
+    def start(self) -> Stack:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.nats = NatsServer(store_dir=self.log_dir / "nats-store", log_path=self.log_dir / "nats.log")
+        self.nats.start()
+        self.valkey = ValkeyServer(data_dir=self._dir("valkey-data"), log_path=self.log_dir / "valkey.log")
+        self.valkey.start()
+        try:
+            for service in self.services:
+                for index in range(self.instances.get(service, 1)):
+                    self.start_instance(service, index)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _dir(self, name: str) -> Path:
+        path = self.log_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def start_instance(self, service: str, index: int = 0, *, wait: bool = True) -> ServiceInstance:
+        per = self.instance_overrides.get(service, [])
+        overrides = list(per[index]) if index < len(per) else []
+        health_port = free_port()
+        overrides.append(f"health_port={health_port}")
+        inst_port = grpc_port = 0
+        if service == "signaling":
+            inst_port = free_port()
+            grpc_port = free_port()
+            overrides += [f"port={inst_port}", f"signaling.grpc_port={grpc_port}"]
+        process = service_process(
+            service, self.base_config(), instance=str(index), overrides=overrides, log_dir=self.log_dir
+        )
+        instance = ServiceInstance(service, index, overrides, health_port, process, inst_port, grpc_port)
+        process.start()
+        self.running.append(instance)
+        if wait:
+            self.wait_healthy(instance)
+        return instance
+
+    def wait_healthy(self, instance: ServiceInstance, timeout: float = 30.0) -> None:
+        try:
+            wait_for_http(f"http://127.0.0.1:{instance.health_port}/healthz", timeout, instance.process.proc)
+        except ProcessError as exc:
+            log = self.log_dir / f"{instance.service}-{instance.index}.log"
+            tail = log.read_text()[-4000:] if log.exists() else "(no log)"
+            raise ProcessError(
+                f"{instance.name} did not become healthy: {exc}\n--- log tail ---\n{tail}"
+            ) from exc
+
+    def kill(self, service: str, index: int = 0) -> None:
+        """SIGKILL, as a crash would."""
+        instance = self.get(service, index)
+        instance.process.kill()
+        self.running.remove(instance)
+
+    def terminate(self, service: str, index: int = 0) -> None:
+        instance = self.get(service, index)
+        instance.process.stop()
+        self.running.remove(instance)
+
+    def restart(self, service: str, index: int = 0) -> ServiceInstance:
+        """Start a fresh process of a killed or terminated instance (same ports for signaling)."""
+        return self.start_instance(service, index)
+
+    def stop(self) -> None:
+        for instance in reversed(self.running):
+            instance.process.stop()
+        self.running.clear()
+        if self.valkey is not None:
+            self.valkey.stop()
+        if self.nats is not None:
+            self.nats.stop()
+
+    def log(self, service: str, index: int = 0) -> str:
+        path = self.log_dir / f"{service}-{index}.log"
+        return path.read_text() if path.exists() else ""
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
