@@ -1,0 +1,135 @@
+"""What ``parley dev`` hands every service: one config body, one list of overrides.
+
+The body is the dev defaults with the user's YAML (``--config``, ``PARLEY_CONFIG_FILE`` or
+``PARLEY_CONFIG``) merged on top; it reaches each service as ``PARLEY_CONFIG``. The command's
+flags and ``--set`` items become the services' ``--set`` overrides, and ``PARLEY_*`` env vars
+are inherited, so the layering is the one every service applies on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ConfigDict
+
+from parley.config import ConfigError, ParleyConfig, load_config
+
+EMBEDDED = "embedded"
+"""Placeholder for nats.url / redis.address: still there after layering = start our own."""
+
+DEV_DEFAULTS: dict[str, Any] = {
+    "development": True,
+    "rtc": {"use_loopback": True},
+    "logging": {"json_output": False},
+    "nats": {"url": EMBEDDED},
+    "redis": {"address": EMBEDDED},
+}
+
+
+class SharedView(ParleyConfig):
+    """The shared sections only: each service validates its own section when it starts."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+
+@dataclass
+class DevPlan:
+    body: dict[str, Any]
+    overrides: list[str]
+    config: SharedView
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded_nats(self) -> bool:
+        return self.config.nats.url == EMBEDDED
+
+    @property
+    def embedded_valkey(self) -> bool:
+        return self.config.redis.address == EMBEDDED
+
+    def sets(self, key: str) -> bool:
+        """Whether the user chose ``key`` (dotted) in the body, an override or the environment."""
+        node: Any = self.body
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            return True
+        if any(item.split("=", 1)[0].strip() == key for item in self.overrides):
+            return True
+        return "PARLEY_" + key.replace(".", "_").upper() in self.env
+
+    def use_nats(self, url: str) -> None:
+        self.body.setdefault("nats", {})["url"] = url
+        self.config.nats.url = url
+
+    def use_redis(self, address: str) -> None:
+        self.body.setdefault("redis", {})["address"] = address
+        self.config.redis.address = address
+
+
+def plan(
+    *,
+    config_file: str | None,
+    port: int | None,
+    nats_url: str | None,
+    redis_address: str | None,
+    sets: Sequence[str],
+    env: Mapping[str, str] | None = None,
+) -> DevPlan:
+    """Layer the sources and validate the shared sections (raises ConfigError naming the key)."""
+    environ = dict(os.environ if env is None else env)
+    body = _merge(_deepcopy(DEV_DEFAULTS), _user_yaml(config_file, environ))
+    overrides: list[str] = []
+    if port is not None:
+        overrides.append(f"port={port}")
+    if nats_url:
+        overrides.append(f"nats.url={nats_url}")
+    if redis_address:
+        overrides.append(f"redis.address={redis_address}")
+    overrides += list(sets)
+    child_env = {k: v for k, v in environ.items() if k not in ("PARLEY_CONFIG", "PARLEY_CONFIG_FILE")}
+    view_env = {**child_env, "PARLEY_CONFIG": yaml.safe_dump(body)}
+    config = load_config(SharedView, overrides=overrides, env=view_env)
+    return DevPlan(body=body, overrides=overrides, config=config, env=child_env)
+
+
+def _user_yaml(config_file: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    path = config_file or environ.get("PARLEY_CONFIG_FILE")
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError("config_file", f"cannot read {path}: {exc.strerror}") from exc
+        origin = path
+    else:
+        text = environ.get("PARLEY_CONFIG", "")
+        origin = "PARLEY_CONFIG"
+    try:
+        loaded = yaml.safe_load(text) if text else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(origin, f"not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(origin, "the YAML document must be a mapping")
+    return loaded
+
+
+def _deepcopy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deepcopy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base

@@ -1,0 +1,184 @@
+"""The processes of ``parley dev``: nats-server, Valkey and one process per service.
+
+Started in that order, stopped in reverse (services first, then Valkey, then NATS), so that
+no process outlives the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import shutil
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parley.cli.devconfig import DevPlan
+from parley.cli.errors import DevStackError
+from parley.runtime.processes import ManagedProcess, NatsServer, ValkeyServer, free_port, service_process
+
+START_TIMEOUT = 90.0
+"""Seconds a service may take to answer /healthz (first start compiles bytecode on 2 busy cores)."""
+LOG_TAIL_CHARS = 4000
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived while the stack was starting."""
+
+
+def has_main(service: str) -> bool:
+    """Whether ``python -m parley.<service>`` can run yet."""
+    module = "parley." + service.replace("-", "_")
+    try:
+        return importlib.util.find_spec(module + ".__main__") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def preferred_port(port: int) -> int:
+    """``port`` when it is free, otherwise any free port."""
+    return port if port_is_free(port) else free_port()
+
+
+@dataclass
+class RunningService:
+    name: str
+    process: ManagedProcess
+    health_port: int
+    log_path: Path
+
+
+@dataclass
+class DevStack:
+    plan: DevPlan
+    data_dir: Path
+    services: Sequence[str]
+    nats_port: int = 0
+    valkey_port: int = 0
+    stopping: threading.Event = field(default_factory=threading.Event)
+    nats: NatsServer | None = None
+    valkey: ValkeyServer | None = None
+    running: list[RunningService] = field(default_factory=list)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def prepare(self) -> None:
+        """A fresh state per run (like ``livekit-server --dev``): logs, NATS store and Valkey data."""
+        for name in ("logs", "nats", "valkey"):
+            shutil.rmtree(self.data_dir / name, ignore_errors=True)
+        for name in ("logs", "nats", "valkey"):
+            (self.data_dir / name).mkdir(parents=True, exist_ok=True)
+
+    def start(self, on_progress: Callable[[str], None] = lambda _: None) -> None:
+        self.prepare()
+        if self.plan.embedded_nats:
+            self.nats = NatsServer(
+                port=preferred_port(4222),
+                store_dir=self.data_dir / "nats",
+                log_path=self.log_dir / "nats.log",
+            )
+            on_progress(f"starting nats-server (JetStream) on {self.nats.url}")
+            self._start_infra("nats-server", self.nats.start, self.log_dir / "nats.log")
+            self.plan.use_nats(self.nats.url)
+        if self.plan.embedded_valkey:
+            self.valkey = ValkeyServer(
+                port=preferred_port(6379),
+                data_dir=self.data_dir / "valkey",
+                log_path=self.log_dir / "valkey.log",
+            )
+            on_progress(f"starting valkey on {self.valkey.address}")
+            self._start_infra("valkey", self.valkey.start, self.log_dir / "valkey.log")
+            self.plan.use_redis(self.valkey.address)
+        for service in self.services:
+            self._launch(service)
+        on_progress(f"starting {', '.join(self.services)}")
+        for running in self.running:
+            self._wait_http(f"http://127.0.0.1:{running.health_port}/healthz", running)
+        edge = next((r for r in self.running if r.name == "signaling"), None)
+        if edge is not None:
+            self._wait_http(f"http://127.0.0.1:{self.plan.config.port}/", edge)
+
+    def _start_infra(self, name: str, start: Callable[[], None], log_path: Path) -> None:
+        try:
+            start()
+        except Exception as exc:
+            raise DevStackError(f"{name} did not start: {exc}\n{_tail(log_path)}") from exc
+
+    def _launch(self, service: str) -> None:
+        health_port = free_port()
+        process = service_process(
+            service,
+            self.plan.body,
+            overrides=[*self.plan.overrides, f"health_port={health_port}"],
+            log_dir=self.log_dir,
+        )
+        assert process.log_path is not None
+        running = RunningService(service, process, health_port, process.log_path)
+        process.start()
+        self.running.append(running)
+
+    def _wait_http(self, url: str, service: RunningService) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.stopping.is_set():
+                raise Interrupted
+            proc = service.process.proc
+            if proc is not None and proc.poll() is not None:
+                raise DevStackError(
+                    f"{service.name} exited with code {proc.returncode} while starting\n{_tail(service.log_path)}"
+                )
+            with contextlib.suppress(Exception), urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise DevStackError(
+                    f"{service.name}: {url} did not answer within {START_TIMEOUT:.0f}s\n{_tail(service.log_path)}"
+                )
+            self.stopping.wait(0.1)
+
+    def dead(self) -> RunningService | None:
+        """A service that exited although nobody asked it to."""
+        return next((r for r in self.running if not r.process.running), None)
+
+    def tail(self, service: RunningService) -> str:
+        return _tail(service.log_path)
+
+    def stop(self) -> None:
+        """Services first (all signalled, then awaited), then Valkey, then NATS."""
+        for running in self.running:
+            proc = running.process.proc
+            if proc is not None and proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        for running in reversed(self.running):
+            running.process.stop(timeout=15)
+        self.running.clear()
+        if self.valkey is not None:
+            self.valkey.stop()
+        if self.nats is not None:
+            self.nats.stop()
+
+
+def _tail(path: Path) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return f"--- last lines of {path} ---\n{text[-LOG_TAIL_CHARS:]}"
