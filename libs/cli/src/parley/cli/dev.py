@@ -15,8 +15,6 @@ from parley.cli.errors import DevStackError, UsageError
 from parley.runtime.processes import SERVICES
 
 DEFAULT_GRPC_PORT = 7890
-DEFAULT_NATS_PORT = 4222
-DEFAULT_VALKEY_PORT = 6379
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
         plan=plan,
         data_dir=data_dir(args.data_dir),
         services=services,
-        nats_port=args.nats_port or preferred_port(DEFAULT_NATS_PORT),
-        valkey_port=args.valkey_port or preferred_port(DEFAULT_VALKEY_PORT),
+        nats_port=args.nats_port,
+        valkey_port=args.valkey_port,
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

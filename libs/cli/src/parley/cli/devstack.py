@@ -25,6 +25,8 @@ from parley.runtime.processes import ManagedProcess, NatsServer, ValkeyServer, f
 START_TIMEOUT = 90.0
 """Seconds a service may take to answer /healthz (first start compiles bytecode on 2 busy cores)."""
 LOG_TAIL_CHARS = 4000
+DEFAULT_NATS_PORT = 4222
+DEFAULT_VALKEY_PORT = 6379
 
 
 class Interrupted(Exception):
@@ -90,7 +92,7 @@ class DevStack:
         self.prepare()
         if self.plan.embedded_nats:
             self.nats = NatsServer(
-                port=preferred_port(4222),
+                port=self.nats_port or preferred_port(DEFAULT_NATS_PORT),
                 store_dir=self.data_dir / "nats",
                 log_path=self.log_dir / "nats.log",
             )
@@ -99,7 +101,7 @@ class DevStack:
             self.plan.use_nats(self.nats.url)
         if self.plan.embedded_valkey:
             self.valkey = ValkeyServer(
-                port=preferred_port(6379),
+                port=self.valkey_port or preferred_port(DEFAULT_VALKEY_PORT),
                 data_dir=self.data_dir / "valkey",
                 log_path=self.log_dir / "valkey.log",
             )
