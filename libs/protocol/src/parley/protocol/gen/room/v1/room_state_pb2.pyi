@@ -328,6 +328,7 @@ class RoomEvent(_message.Message):
     TRACK_FIELD_NUMBER: _builtins.int
     JOB_FIELD_NUMBER: _builtins.int
     NODE_ID_FIELD_NUMBER: _builtins.int
+    ROOM_CONFIG_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """EV_..., also the JetStream Nats-Msg-Id and the webhook event id."""
     event: _builtins.str
@@ -349,6 +350,12 @@ class RoomEvent(_message.Message):
     def track(self) -> _livekit_models_pb2.TrackInfo: ...
     @_builtins.property
     def job(self) -> _livekit_agent_pb2.Job: ...
+    @_builtins.property
+    def room_config(self) -> _livekit_room_pb2.RoomConfiguration:
+        """The room's configuration (agents to dispatch, timeouts): set on room_started
+        (from CreateRoom or the creating join's token roomConfig).
+        """
+
     def __init__(
         self,
         *,
@@ -362,10 +369,11 @@ class RoomEvent(_message.Message):
         track: _livekit_models_pb2.TrackInfo | None = ...,
         job: _livekit_agent_pb2.Job | None = ...,
         node_id: _builtins.str = ...,
+        room_config: _livekit_room_pb2.RoomConfiguration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "participant", b"participant", "room", b"room", "track", b"track"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "participant", b"participant", "room", b"room", "room_config", b"room_config", "track", b"track"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_at_ms", b"created_at_ms", "event", b"event", "id", b"id", "job", b"job", "node_id", b"node_id", "participant", b"participant", "room", b"room", "room_sequence", b"room_sequence", "track", b"track"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_at_ms", b"created_at_ms", "event", b"event", "id", b"id", "job", b"job", "node_id", b"node_id", "participant", b"participant", "room", b"room", "room_config", b"room_config", "room_sequence", b"room_sequence", "track", b"track"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,83 @@
+"""Build room-state: Redis store, node registry, outbox relay, deadlines, and the bus RPCs."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from parley.bus import Subscription, subjects
+from parley.observability import TaskSet, get_logger
+from parley.room_state.commands import NodeCommands
+from parley.room_state.config import RoomStateConfig
+from parley.room_state.handlers import Handlers
+from parley.room_state.lifecycle import Lifecycle
+from parley.room_state.nodes import NodeRegistry
+from parley.room_state.outbox import OutboxRelay
+from parley.room_state.store import Store
+from parley.runtime import ServiceContext
+
+log = get_logger("parley.room_state")
+
+
+class RoomStateService:
+    def __init__(self, config: RoomStateConfig, ctx: ServiceContext) -> None:
+        section = config.room_state
+        self.config = config
+        self.bus = ctx.bus
+        self.redis = aioredis.Redis.from_url(
+            config.redis.url, username=config.redis.username or None, password=config.redis.password or None
+        )
+        self.store = Store(self.redis, config.redis.key_prefix)
+        self.nodes = NodeRegistry(ctx.bus, self.store, section.node_ttl)
+        self.relay = OutboxRelay(
+            ctx.bus, self.store, interval=section.relay_interval, lock_ttl=section.relay_lock_ttl
+        )
+        self.handlers = Handlers(
+            self.store, self.nodes, NodeCommands(ctx.bus, section.command_timeout), self.relay, config.room
+        )
+        self.lifecycle = Lifecycle(
+            self.store, self.handlers.on_closed, interval=section.timer_interval, lease=section.timer_lease
+        )
+        self.tasks = TaskSet("room-state")
+        self._subs: list[Subscription] = []
+        self._draining = False
+
+    async def start(self) -> None:
+        await self.redis.ping()
+        await self.bus.ensure_stream(
+            subjects.EVENTS_STREAM, [subjects.EVENTS_ALL], replicas=self.config.nats.stream_replicas
+        )
+        await self.nodes.start()
+        for route in self.handlers.routes():
+            sub = await self.bus.serve(
+                subjects.room_state_rpc(route.method),
+                route.request_type,
+                route.handler,
+                queue=subjects.ROOM_STATE_QUEUE,
+            )
+            self._subs.append(sub)
+        self.tasks.spawn(self.relay.run(), name="outbox-relay")
+        self.tasks.spawn(self.lifecycle.run(), name="room-deadlines")
+        self.relay.wake()
+        log.info("room-state serving", methods=len(self._subs))
+
+    async def drain(self) -> None:
+        self._draining = True
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+
+    async def aclose(self) -> None:
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+        await self.nodes.aclose()
+        await self.tasks.aclose()
+        await self.relay.flush()
+        await self.redis.aclose()
+
+    def healthy(self) -> bool:
+        return not self._draining
+
+
+async def build(config: RoomStateConfig, ctx: ServiceContext) -> RoomStateService:
+    return RoomStateService(config, ctx)

@@ -1,0 +1,195 @@
+"""The RPC handlers: decode nothing, decide nothing; each runs one room operation and its follow-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+from livekit.protocol import models
+from livekit.protocol import room as lk
+
+from parley.config import RoomConfig
+from parley.protocol.gen.room.v1 import room_state_pb2 as pb
+from parley.protocol.gen.sfu.v1 import node_pb2
+from parley.room_state import rooms
+from parley.room_state.commands import NodeCommands
+from parley.room_state.errors import ParticipantNotFound, RoomNotFound
+from parley.room_state.nodes import NodeRegistry
+from parley.room_state.outbox import OutboxRelay
+from parley.room_state.record import RoomRecord
+from parley.room_state.store import Mutation, Store, T
+
+Handler = Callable[[Message], Awaitable[Message]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    request_type: type[Message]
+    handler: Handler
+
+
+class Handlers:
+    def __init__(
+        self,
+        store: Store,
+        nodes: NodeRegistry,
+        commands: NodeCommands,
+        relay: OutboxRelay,
+        defaults: RoomConfig,
+    ) -> None:
+        self._store = store
+        self._nodes = nodes
+        self._commands = commands
+        self._relay = relay
+        self._defaults = defaults
+
+    async def _mutate(self, room: str, fn: Mutation[T]) -> T:
+        result = await self._store.mutate(room, fn)
+        self._relay.wake()
+        return result
+
+    def routes(self) -> list[Route]:
+        table: list[tuple[str, type[Message], Callable[..., Awaitable[Message]]]] = [
+            ("JoinRoom", pb.JoinRoomRequest, self.join_room),
+            ("ParticipantActive", pb.ParticipantActiveRequest, self.participant_active),
+            ("ParticipantLeft", pb.ParticipantLeftRequest, self.participant_left),
+            ("ParticipantUpdated", pb.ParticipantUpdatedRequest, self.participant_updated),
+            ("TrackPublished", pb.TrackPublishedRequest, self.track_published),
+            ("TrackUnpublished", pb.TrackUnpublishedRequest, self.track_unpublished),
+            ("TrackUpdated", pb.TrackUpdatedRequest, self.track_updated),
+            ("CreateRoom", lk.CreateRoomRequest, self.create_room),
+            ("ListRooms", lk.ListRoomsRequest, self.list_rooms),
+            ("DeleteRoom", lk.DeleteRoomRequest, self.delete_room),
+            ("ListParticipants", lk.ListParticipantsRequest, self.list_participants),
+            ("GetParticipant", lk.RoomParticipantIdentity, self.get_participant),
+            ("RemoveParticipant", lk.RoomParticipantIdentity, self.remove_participant),
+            ("MutePublishedTrack", lk.MuteRoomTrackRequest, self.mute_published_track),
+            ("UpdateParticipant", lk.UpdateParticipantRequest, self.update_participant),
+            ("UpdateSubscriptions", lk.UpdateSubscriptionsRequest, self.update_subscriptions),
+            ("SendData", lk.SendDataRequest, self.send_data),
+            ("UpdateRoomMetadata", lk.UpdateRoomMetadataRequest, self.update_room_metadata),
+        ]
+        return [Route(name, req, handler) for name, req, handler in table]
+
+    # internal ---------------------------------------------------------------------------------
+    async def join_room(self, req: pb.JoinRoomRequest) -> pb.JoinRoomResponse:
+        live, candidate = await self._nodes.placement()
+        allow = req.create_if_missing or self._defaults.auto_create
+        return await self._mutate(req.room_name, rooms.join(req, self._defaults, allow, live, candidate))
+
+    async def participant_active(self, req: pb.ParticipantActiveRequest) -> pb.Ack:
+        await self._mutate(req.room_name, rooms.participant_active(req.participant_sid))
+        return pb.Ack()
+
+    async def participant_left(self, req: pb.ParticipantLeftRequest) -> pb.Ack:
+        await self._mutate(req.room_name, rooms.participant_left(req.participant_sid, req.reason))
+        return pb.Ack()
+
+    async def participant_updated(self, req: pb.ParticipantUpdatedRequest) -> pb.Ack:
+        await self._mutate(req.room_name, rooms.participant_updated(req.participant))
+        return pb.Ack()
+
+    async def track_published(self, req: pb.TrackPublishedRequest) -> pb.Ack:
+        await self._mutate(req.room_name, rooms.track_published(req.participant_sid, req.track))
+        return pb.Ack()
+
+    async def track_unpublished(self, req: pb.TrackUnpublishedRequest) -> pb.Ack:
+        await self._mutate(req.room_name, rooms.track_unpublished(req.participant_sid, req.track_sid))
+        return pb.Ack()
+
+    async def track_updated(self, req: pb.TrackUpdatedRequest) -> pb.Ack:
+        await self._mutate(req.room_name, rooms.track_updated(req.participant_sid, req.track))
+        return pb.Ack()
+
+    # RoomService ------------------------------------------------------------------------------
+    async def create_room(self, req: lk.CreateRoomRequest) -> models.Room:
+        _, node = await self._nodes.placement(req.node_id)
+        config = rooms.config_from_create(req)
+        room, _ = await self._mutate(req.name, rooms.create_room(req.name, config, self._defaults, node))
+        return room
+
+    async def list_rooms(self, req: lk.ListRoomsRequest) -> lk.ListRoomsResponse:
+        return lk.ListRoomsResponse(rooms=await self._store.list_rooms(list(req.names)))
+
+    async def delete_room(self, req: lk.DeleteRoomRequest) -> lk.DeleteRoomResponse:
+        closed = await self._mutate(req.room, rooms.delete_room())
+        await self.on_closed(closed)
+        return lk.DeleteRoomResponse()
+
+    async def on_closed(self, closed: rooms.Closed) -> None:
+        self._relay.wake()
+        command = node_pb2.RoomCommand(room_name=closed.room.name)
+        command.delete_room.room = closed.room.name
+        await self._commands.send(closed.node_id, command)
+
+    async def list_participants(self, req: lk.ListParticipantsRequest) -> lk.ListParticipantsResponse:
+        record = await self._store.load(req.room)
+        if record is None:
+            raise RoomNotFound()
+        ordered = sorted(record.participants.values(), key=lambda p: (p.joined_at_ms, p.identity))
+        return lk.ListParticipantsResponse(participants=ordered)
+
+    async def get_participant(self, req: lk.RoomParticipantIdentity) -> models.ParticipantInfo:
+        record = await self._store.load(req.room)
+        if record is None:
+            raise RoomNotFound()
+        participant = record.participants.get(req.identity)
+        if participant is None:
+            raise ParticipantNotFound()
+        return participant
+
+    async def remove_participant(self, req: lk.RoomParticipantIdentity) -> lk.RemoveParticipantResponse:
+        node = await self._mutate(req.room, rooms.remove_participant(req.identity))
+        command = node_pb2.RoomCommand(room_name=req.room)
+        command.remove_participant.CopyFrom(req)
+        await self._commands.send(node, command)
+        return lk.RemoveParticipantResponse()
+
+    async def mute_published_track(self, req: lk.MuteRoomTrackRequest) -> lk.MuteRoomTrackResponse:
+        node, track = await self._mutate(req.room, rooms.mute_track(req.identity, req.track_sid, req.muted))
+        command = node_pb2.RoomCommand(room_name=req.room)
+        command.mute_published_track.CopyFrom(req)
+        await self._commands.send(node, command)
+        return lk.MuteRoomTrackResponse(track=track)
+
+    async def update_participant(self, req: lk.UpdateParticipantRequest) -> models.ParticipantInfo:
+        node, participant = await self._mutate(req.room, rooms.update_participant(req))
+        command = node_pb2.RoomCommand(room_name=req.room)
+        command.update_participant.CopyFrom(req)
+        await self._commands.send(node, command)
+        return participant
+
+    async def update_subscriptions(
+        self, req: lk.UpdateSubscriptionsRequest
+    ) -> lk.UpdateSubscriptionsResponse:
+        record = await self._require_participant(req.room, req.identity)
+        command = node_pb2.RoomCommand(room_name=req.room)
+        command.update_subscriptions.CopyFrom(req)
+        await self._commands.send(record.node_id, command)
+        return lk.UpdateSubscriptionsResponse()
+
+    async def send_data(self, req: lk.SendDataRequest) -> lk.SendDataResponse:
+        record = await self._store.load(req.room)
+        if record is None:
+            raise RoomNotFound()
+        command = node_pb2.RoomCommand(room_name=req.room)
+        command.send_data.CopyFrom(req)
+        await self._commands.send(record.node_id, command)
+        return lk.SendDataResponse()
+
+    async def update_room_metadata(self, req: lk.UpdateRoomMetadataRequest) -> models.Room:
+        node, room = await self._mutate(req.room, rooms.update_room_metadata(req.metadata))
+        command = node_pb2.RoomCommand(room_name=req.room)
+        command.update_room.CopyFrom(room)
+        await self._commands.send(node, command)
+        return room
+
+    async def _require_participant(self, room: str, identity: str) -> RoomRecord:
+        record = await self._store.load(room)
+        if record is None:
+            raise RoomNotFound()
+        if identity not in record.participants:
+            raise ParticipantNotFound()
+        return record

@@ -1,0 +1,47 @@
+"""SFU node registry: NodeStats heartbeats kept in Redis with a TTL; placement on the least loaded node."""
+
+from __future__ import annotations
+
+from parley.bus import Bus, Delivery, Subscription, subjects
+from parley.observability import get_logger
+from parley.protocol.gen.sfu.v1 import node_pb2
+from parley.room_state.ids import now_ms
+from parley.room_state.store import Store
+
+log = get_logger("parley.room_state.nodes")
+
+
+class NodeRegistry:
+    def __init__(self, bus: Bus, store: Store, ttl: float) -> None:
+        self._bus = bus
+        self._store = store
+        self._ttl_ms = int(ttl * 1000)
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self._bus.subscribe(subjects.SFU_NODES, self._on_stats)
+
+    async def aclose(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _on_stats(self, delivery: Delivery) -> None:
+        stats = node_pb2.NodeStats.FromString(delivery.data)
+        if stats.node_id:
+            await self._store.put_node(stats, now_ms(), self._ttl_ms)
+
+    async def live(self) -> list[node_pb2.NodeStats]:
+        return await self._store.live_nodes(now_ms(), self._ttl_ms)
+
+    async def placement(self, preferred: str = "") -> tuple[set[str], str]:
+        """Live node ids and the node a new room goes to ("" if none can take one)."""
+        nodes = await self.live()
+        live = {n.node_id for n in nodes}
+        candidates = [n for n in nodes if not n.draining]
+        if preferred and any(n.node_id == preferred for n in candidates):
+            return live, preferred
+        if not candidates:
+            return live, ""
+        best = min(candidates, key=lambda n: (n.load, n.num_participants, n.num_rooms, n.node_id))
+        return live, best.node_id

@@ -1,0 +1,376 @@
+"""What each operation does to a room: pure functions over a RoomRecord, run inside Store.mutate.
+
+Each returns a Mutation; raising an error leaves the stored room untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from livekit.protocol import models
+from livekit.protocol.room import (
+    CreateRoomRequest,
+    RoomConfiguration,
+    UpdateParticipantRequest,
+)
+
+from parley.config import RoomConfig
+from parley.protocol.gen.room.v1 import room_state_pb2 as pb
+from parley.room_state.errors import (
+    NoNodeAvailable,
+    ParticipantNotFound,
+    RoomFull,
+    RoomNotFound,
+    TrackNotFound,
+)
+from parley.room_state.ids import PARTICIPANT_PREFIX, ROOM_PREFIX, new_id, now_ms
+from parley.room_state.record import RoomRecord
+from parley.room_state.store import Mutation
+
+State = models.ParticipantInfo.State
+Reason = models.DisconnectReason
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """A room that an operation closed: where to send delete_room."""
+
+    node_id: str
+    room: models.Room
+
+
+def config_from_create(req: CreateRoomRequest) -> RoomConfiguration:
+    return RoomConfiguration(
+        name=req.name,
+        empty_timeout=req.empty_timeout,
+        departure_timeout=req.departure_timeout,
+        max_participants=req.max_participants,
+        metadata=req.metadata,
+        egress=req.egress,
+        min_playout_delay=req.min_playout_delay,
+        max_playout_delay=req.max_playout_delay,
+        sync_streams=req.sync_streams,
+        agents=list(req.agents),
+    )
+
+
+def new_room(name: str, config: RoomConfiguration, defaults: RoomConfig, node_id: str) -> RoomRecord:
+    ms = now_ms()
+    resolved = RoomConfiguration()
+    resolved.CopyFrom(config)
+    resolved.name = name
+    resolved.empty_timeout = config.empty_timeout or defaults.empty_timeout
+    resolved.departure_timeout = config.departure_timeout or defaults.departure_timeout
+    resolved.max_participants = config.max_participants or defaults.max_participants
+    room = models.Room(
+        sid=new_id(ROOM_PREFIX),
+        name=name,
+        empty_timeout=resolved.empty_timeout,
+        departure_timeout=resolved.departure_timeout,
+        max_participants=resolved.max_participants,
+        creation_time=ms // 1000,
+        creation_time_ms=ms,
+        metadata=config.metadata,
+    )
+    record = RoomRecord(room=room, config=resolved, node_id=node_id, created=True)
+    record.emit("room_started", with_config=True)
+    return record
+
+
+def create_room(
+    name: str, config: RoomConfiguration, defaults: RoomConfig, node_id: str
+) -> Mutation[tuple[models.Room, bool]]:
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, tuple[models.Room, bool]]:
+        if rec is not None:
+            return None, (rec.room_view(), False)
+        rec = new_room(name, config, defaults, node_id)
+        return rec, (rec.room_view(), True)
+
+    return fn
+
+
+def join(
+    req: pb.JoinRoomRequest, defaults: RoomConfig, allow_create: bool, live: set[str], candidate: str
+) -> Mutation[pb.JoinRoomResponse]:
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, pb.JoinRoomResponse]:
+        created = rec is None
+        if rec is None:
+            if not allow_create:
+                raise RoomNotFound()
+            if not candidate:
+                raise NoNodeAvailable()
+            config = req.room_config if req.HasField("room_config") else RoomConfiguration()
+            rec = new_room(req.room_name, config, defaults, candidate)
+        if rec.node_id not in live:
+            if not candidate:
+                raise NoNodeAvailable()
+            rec.node_id = candidate
+        identity = req.participant.identity
+        response = pb.JoinRoomResponse(room_created=created)
+        old = rec.participants.get(identity)
+        if old is not None:
+            response.replaced.CopyFrom(rec.sessions.get(identity) or pb.Session(participant_sid=old.sid))
+            _leave(rec, old, Reason.DUPLICATE_IDENTITY)
+        limit = rec.room.max_participants
+        if limit and len(rec.participants) >= limit:
+            raise RoomFull()
+        ms = now_ms()
+        participant = models.ParticipantInfo()
+        participant.CopyFrom(req.participant)
+        participant.sid = new_id(PARTICIPANT_PREFIX)
+        participant.joined_at = ms // 1000
+        participant.joined_at_ms = ms
+        participant.version = 1
+        participant.state = State.JOINED
+        participant.region = participant.region or req.region
+        del participant.tracks[:]
+        rec.put_participant(participant)
+        rec.sessions[identity] = pb.Session(
+            participant_sid=participant.sid,
+            edge_id=req.edge_id,
+            connection_id=req.connection_id,
+            node_id=rec.node_id,
+        )
+        rec.emit("participant_connected", participant=participant)
+        response.room.CopyFrom(rec.room_view())
+        response.participant.CopyFrom(participant)
+        response.node_id = rec.node_id
+        return rec, response
+
+    return fn
+
+
+def _leave(rec: RoomRecord, participant: models.ParticipantInfo, reason: int) -> None:
+    was_active = participant.state == State.ACTIVE
+    rec.drop_participant(participant.identity)
+    participant.state = State.DISCONNECTED
+    participant.disconnect_reason = reason  # type: ignore[assignment]
+    rec.emit("participant_left" if was_active else "participant_connection_aborted", participant=participant)
+
+
+def _require(rec: RoomRecord | None) -> RoomRecord:
+    if rec is None:
+        raise RoomNotFound()
+    return rec
+
+
+def _participant_by_sid(rec: RoomRecord, sid: str) -> models.ParticipantInfo:
+    participant = rec.by_sid(sid)
+    if participant is None:
+        raise ParticipantNotFound()
+    return participant
+
+
+def _participant(rec: RoomRecord, identity: str) -> models.ParticipantInfo:
+    participant = rec.participants.get(identity)
+    if participant is None:
+        raise ParticipantNotFound()
+    return participant
+
+
+def participant_active(sid: str) -> Mutation[None]:
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, None]:
+        rec = _require(rec)
+        participant = _participant_by_sid(rec, sid)
+        if participant.state == State.ACTIVE:
+            return None, None
+        participant.state = State.ACTIVE
+        participant.version += 1
+        rec.put_participant(participant)
+        rec.emit("participant_joined", participant=participant)
+        return rec, None
+
+    return fn
+
+
+def participant_left(sid: str, reason: int) -> Mutation[None]:
+    """Idempotent: a participant that is already gone is not an error."""
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, None]:
+        participant = rec.by_sid(sid) if rec is not None else None
+        if rec is None or participant is None:
+            return None, None
+        _leave(rec, participant, reason)
+        return rec, None
+
+    return fn
+
+
+def participant_updated(info: models.ParticipantInfo) -> Mutation[None]:
+    """The SFU's record wins when its version is higher; room-state keeps sid, state and join time."""
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, None]:
+        rec = _require(rec)
+        current = rec.by_sid(info.sid) if info.sid else rec.participants.get(info.identity)
+        if current is None:
+            raise ParticipantNotFound()
+        if info.version and info.version <= current.version:
+            return None, None
+        updated = models.ParticipantInfo()
+        updated.CopyFrom(info)
+        updated.sid, updated.identity = current.sid, current.identity
+        updated.joined_at, updated.joined_at_ms = current.joined_at, current.joined_at_ms
+        updated.state = current.state
+        updated.version = info.version or current.version + 1
+        rec.put_participant(updated)
+        rec.emit("participant_updated", participant=updated)
+        return rec, None
+
+    return fn
+
+
+def track_published(sid: str, track: models.TrackInfo) -> Mutation[None]:
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, None]:
+        rec = _require(rec)
+        participant = _participant_by_sid(rec, sid)
+        kept = [t for t in participant.tracks if t.sid != track.sid]
+        del participant.tracks[:]
+        participant.tracks.extend([*kept, track])
+        participant.version += 1
+        rec.put_participant(participant)
+        rec.emit("track_published", participant=participant, track=track)
+        return rec, None
+
+    return fn
+
+
+def track_unpublished(sid: str, track_sid: str) -> Mutation[None]:
+    """Idempotent: a track that is already gone is not an error."""
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, None]:
+        participant = rec.by_sid(sid) if rec is not None else None
+        if rec is None or participant is None:
+            return None, None
+        gone = [t for t in participant.tracks if t.sid == track_sid]
+        if not gone:
+            return None, None
+        kept = [t for t in participant.tracks if t.sid != track_sid]
+        del participant.tracks[:]
+        participant.tracks.extend(kept)
+        participant.version += 1
+        rec.put_participant(participant)
+        rec.emit("track_unpublished", participant=participant, track=gone[0])
+        return rec, None
+
+    return fn
+
+
+def track_updated(sid: str, track: models.TrackInfo) -> Mutation[models.TrackInfo]:
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, models.TrackInfo]:
+        rec = _require(rec)
+        participant = _participant_by_sid(rec, sid)
+        return _replace_track(rec, participant, track)
+
+    return fn
+
+
+def _replace_track(
+    rec: RoomRecord, participant: models.ParticipantInfo, track: models.TrackInfo
+) -> tuple[RoomRecord, models.TrackInfo]:
+    for existing in participant.tracks:
+        if existing.sid == track.sid:
+            existing.CopyFrom(track)
+            break
+    else:
+        raise TrackNotFound()
+    participant.version += 1
+    rec.put_participant(participant)
+    rec.emit("track_updated", participant=participant, track=track)
+    return rec, track
+
+
+def mute_track(identity: str, track_sid: str, muted: bool) -> Mutation[tuple[str, models.TrackInfo]]:
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, tuple[str, models.TrackInfo]]:
+        rec = _require(rec)
+        participant = _participant(rec, identity)
+        track = next((t for t in participant.tracks if t.sid == track_sid), None)
+        if track is None:
+            raise TrackNotFound()
+        if track.muted == muted:
+            return None, (rec.node_id, track)
+        updated = models.TrackInfo()
+        updated.CopyFrom(track)
+        updated.muted = muted
+        rec, out = _replace_track(rec, participant, updated)
+        return rec, (rec.node_id, out)
+
+    return fn
+
+
+def update_participant(req: UpdateParticipantRequest) -> Mutation[tuple[str, models.ParticipantInfo]]:
+    """LiveKit's semantics: empty name/metadata keep the old value; an empty attribute value deletes it."""
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, tuple[str, models.ParticipantInfo]]:
+        rec = _require(rec)
+        participant = _participant(rec, req.identity)
+        if req.name:
+            participant.name = req.name
+        if req.metadata:
+            participant.metadata = req.metadata
+        for key, value in req.attributes.items():
+            if value:
+                participant.attributes[key] = value
+            else:
+                participant.attributes.pop(key, None)
+        if req.HasField("permission"):
+            participant.permission.CopyFrom(req.permission)
+        participant.version += 1
+        rec.put_participant(participant)
+        rec.emit("participant_updated", participant=participant)
+        return rec, (rec.node_id, participant)
+
+    return fn
+
+
+def update_room_metadata(metadata: str) -> Mutation[tuple[str, models.Room]]:
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, tuple[str, models.Room]]:
+        rec = _require(rec)
+        rec.room.metadata = metadata
+        rec.touched = True
+        rec.emit("room_updated")
+        return rec, (rec.node_id, rec.room_view())
+
+    return fn
+
+
+def remove_participant(identity: str) -> Mutation[str]:
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, str]:
+        rec = _require(rec)
+        _leave(rec, _participant(rec, identity), Reason.PARTICIPANT_REMOVED)
+        return rec, rec.node_id
+
+    return fn
+
+
+def _close(rec: RoomRecord, reason: int) -> Closed:
+    for participant in list(rec.participants.values()):
+        _leave(rec, participant, reason)
+    rec.deleted = True
+    rec.emit("room_finished")
+    return Closed(rec.node_id, rec.room_view())
+
+
+def delete_room() -> Mutation[Closed]:
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, Closed]:
+        rec = _require(rec)
+        return rec, _close(rec, Reason.ROOM_DELETED)
+
+    return fn
+
+
+def close_if_due(now: int) -> Mutation[tuple[Closed | None, bool]]:
+    """Close the room when its deadline passed and nobody keeps it open; else re-arm the deadline.
+
+    The result is (the closed room or None, whether the room exists).
+    """
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, tuple[Closed | None, bool]]:
+        if rec is None:
+            return None, (None, False)
+        deadline = rec.compute_deadline()
+        if deadline == 0 or deadline > now:
+            rec.touched = True
+            return rec, (None, True)
+        return rec, (_close(rec, Reason.ROOM_CLOSED), True)
+
+    return fn
