@@ -8,6 +8,7 @@ are inherited, so the layering is the one every service applies on its own.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import yaml
 from pydantic import ConfigDict
 
 from parley.config import ConfigError, ParleyConfig, load_config
+from parley.runtime.processes import SERVICES
 
 EMBEDDED = "embedded"
 """Placeholder for nats.url / redis.address: still there after layering = start our own."""
@@ -65,6 +67,20 @@ class DevPlan:
             return True
         return "PARLEY_" + key.replace(".", "_").upper() in self.env
 
+    def for_service(
+        self, service: str, services: Sequence[str] = SERVICES
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The body and overrides without the sections of the other services.
+
+        Each service's model refuses unknown top-level keys, so ``signaling.grpc_port`` must
+        reach the edge only.
+        """
+        own = service_sections(service)
+        foreign = set().union(*(service_sections(s) for s in services)) - own
+        body = {k: v for k, v in self.body.items() if k not in foreign}
+        overrides = [o for o in self.overrides if o.split("=", 1)[0].strip().split(".")[0] not in foreign]
+        return body, overrides
+
     def use_nats(self, url: str) -> None:
         self.body.setdefault("nats", {})["url"] = url
         self.config.nats.url = url
@@ -72,6 +88,19 @@ class DevPlan:
     def use_redis(self, address: str) -> None:
         self.body.setdefault("redis", {})["address"] = address
         self.config.redis.address = address
+
+
+def service_sections(service: str) -> set[str]:
+    """Top-level keys a service's config adds to the shared ones (``signaling`` for the edge)."""
+    try:
+        module = importlib.import_module(f"parley.{service.replace('-', '_')}.config")
+    except ModuleNotFoundError:
+        return set()
+    shared = set(ParleyConfig.model_fields)
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, ParleyConfig) and value is not ParleyConfig:
+            return set(value.model_fields) - shared
+    return set()
 
 
 def plan(

@@ -125,10 +125,11 @@ class DevStack:
 
     def _launch(self, service: str) -> None:
         health_port = free_port()
+        body, overrides = self.plan.for_service(service)
         process = service_process(
             service,
-            self.plan.body,
-            overrides=[*self.plan.overrides, f"health_port={health_port}"],
+            body,
+            overrides=[*overrides, f"health_port={health_port}"],
             log_dir=self.log_dir,
         )
         assert process.log_path is not None
