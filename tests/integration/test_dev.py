@@ -85,7 +85,7 @@ def marker() -> Iterator[str]:
 def answers_200(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except OSError:
         return False
 
