@@ -16,6 +16,7 @@ import struct
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from parley.runtime.processes import ManagedProcess, ProcessError, free_port
 
@@ -155,6 +156,18 @@ class Coturn:
     @property
     def running(self) -> bool:
         return self._process.running
+
+    @property
+    def turn_url(self) -> str:
+        return f"turn:{self.host}:{self.port}?transport=udp"
+
+    def turn_section(self, region: str = "") -> dict[str, Any]:
+        """The config ``turn`` keys that point turn-alloc at this coturn (``parley dev``)."""
+        transports = ["udp", "tcp"] if self.udp else ["tcp"]
+        if self.tls:
+            transports.append("tls")
+        server = {"host": self.host, "port": self.port, "tls_port": self.tls_port, "transports": transports}
+        return {"enabled": True, "secret": self.secret, "servers": [{**server, "region": region}]}
 
     def start(self, timeout: float = 10.0) -> None:
         """Start and wait until it answers STUN on its UDP port (or accepts TCP without UDP)."""
