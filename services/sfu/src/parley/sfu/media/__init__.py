@@ -1,0 +1,26 @@
+"""The SFU's media engine: RTP forwarding on aiortc without decoding (see notes/media-contract.md)."""
+
+from parley.sfu.media.down_track import DownTrack
+from parley.sfu.media.engine import configure, new_peer_connection
+from parley.sfu.media.simulcast_sdp import offered_simulcast_layers, prepare_answer
+from parley.sfu.media.stats import STATS, MediaRates, MediaStats
+from parley.sfu.media.up_track import UpTrack
+
+
+def media_stats() -> MediaStats:
+    """The process-wide counters (packets in/out, tracks in/out); ``.rates()`` for per-second rates."""
+    return STATS
+
+
+__all__ = [
+    "STATS",
+    "DownTrack",
+    "MediaRates",
+    "MediaStats",
+    "UpTrack",
+    "configure",
+    "media_stats",
+    "new_peer_connection",
+    "offered_simulcast_layers",
+    "prepare_answer",
+]

@@ -1,0 +1,15 @@
+"""Errors of the media engine."""
+
+from __future__ import annotations
+
+
+class MediaError(Exception):
+    """Base class of media engine errors."""
+
+
+class AiortcIncompatibleError(MediaError):
+    """The installed aiortc/aioice no longer has a private API the engine relies on."""
+
+
+class NotConfiguredError(MediaError):
+    """``configure()`` was not called before creating peer connections."""

@@ -1,0 +1,78 @@
+"""Serialize a forwarded RTP packet with the subscriber's header fields and header extensions.
+
+The received packet is never mutated (it is shared by every subscriber and the NACK cache). Only the
+extensions a subscriber needs are written, with the ids it negotiated: ``sdes:mid`` (its m-line),
+``ssrc-audio-level`` (passed through) and ``abs-send-time`` (our send time, for its REMB estimator).
+Simulcast ``rid``/``rrid`` never reach subscribers.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+from aiortc.rtp import RtpPacket, pack_header_extensions
+
+from parley.sfu.media.aiortc_internals import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
+
+_HEADER = struct.Struct("!BBHLL")
+_EXT_HEADER = struct.Struct("!HH")
+_NTP_UNIX_OFFSET = 2208988800
+
+
+class RtpWriter:
+    __slots__ = ("_ast_id", "_audio_id", "_mid", "_mid_elem", "_mid_id", "_one_byte")
+
+    def __init__(self, extension_ids: dict[str, int], mid: str | None) -> None:
+        self._mid_id = extension_ids.get(URI_MID, 0) if mid else 0
+        self._mid = (mid or "").encode()
+        self._audio_id = extension_ids.get(URI_AUDIO_LEVEL, 0)
+        self._ast_id = extension_ids.get(URI_ABS_SEND_TIME, 0)
+        ids = [i for i in (self._mid_id, self._audio_id, self._ast_id) if i]
+        self._one_byte = all(1 <= i <= 14 for i in ids) and 1 <= len(self._mid) <= 16
+        self._mid_elem = (
+            bytes([(self._mid_id << 4) | (len(self._mid) - 1)]) + self._mid if self._mid_id else b""
+        )
+
+    def write(
+        self,
+        packet: RtpPacket,
+        *,
+        payload_type: int,
+        seq: int,
+        ts: int,
+        ssrc: int,
+        wall_now: float | None = None,
+    ) -> bytes:
+        ext = self._extensions(packet, time.time() if wall_now is None else wall_now)
+        csrc = packet.csrc
+        first = 0x80 | len(csrc) | (0x10 if ext else 0)
+        data = _HEADER.pack(first, (packet.marker << 7) | payload_type, seq, ts, ssrc)
+        for c in csrc:
+            data += struct.pack("!L", c)
+        return data + ext + packet.payload
+
+    def _extensions(self, packet: RtpPacket, wall_now: float) -> bytes:
+        audio = packet.extensions.audio_level if self._audio_id else None
+        ast = int((wall_now + _NTP_UNIX_OFFSET) * 262144) & 0xFFFFFF if self._ast_id else None
+        if self._one_byte:
+            body = self._mid_elem
+            if audio is not None:
+                body += bytes([self._audio_id << 4, (0x80 if audio[0] else 0) | (audio[1] & 0x7F)])
+            if ast is not None:
+                body += bytes([(self._ast_id << 4) | 2]) + ast.to_bytes(3, "big")
+            if not body:
+                return b""
+            body += b"\x00" * (-len(body) % 4)
+            return _EXT_HEADER.pack(0xBEDE, len(body) >> 2) + body
+        elements: list[tuple[int, bytes]] = []
+        if self._mid_id:
+            elements.append((self._mid_id, self._mid))
+        if audio is not None:
+            elements.append((self._audio_id, bytes([(0x80 if audio[0] else 0) | (audio[1] & 0x7F)])))
+        if ast is not None:
+            elements.append((self._ast_id, ast.to_bytes(3, "big")))
+        if not elements:
+            return b""
+        profile, value = pack_header_extensions(elements)
+        return _EXT_HEADER.pack(profile, len(value) >> 2) + value
