@@ -1,0 +1,30 @@
+"""Build the SFU node service."""
+
+from __future__ import annotations
+
+from parley.runtime import ServiceContext
+from parley.sfu import engine
+from parley.sfu.config import SfuConfig
+from parley.sfu.node import Node
+
+
+class SfuService:
+    def __init__(self, config: SfuConfig, ctx: ServiceContext) -> None:
+        engine.configure(config.rtc)
+        self.node = Node(config, ctx.bus, ctx.node_id)
+
+    async def start(self) -> None:
+        await self.node.start()
+
+    async def drain(self) -> None:
+        await self.node.drain()
+
+    async def aclose(self) -> None:
+        await self.node.aclose()
+
+    def healthy(self) -> bool:
+        return not self.node.draining
+
+
+async def build(config: SfuConfig, ctx: ServiceContext) -> SfuService:
+    return SfuService(config, ctx)

@@ -1,0 +1,31 @@
+"""The SFU node's config: the shared sections plus ``sfu``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from parley.config import ParleyConfig
+from parley.config.sections import Section
+
+
+class SfuSection(Section):
+    stats_interval: float = Field(default=2.0, gt=0)
+    """Seconds between NodeStats heartbeats on parley.nodes.sfu."""
+    speaker_interval: float = Field(default=0.5, gt=0)
+    """Seconds between speakers_changed evaluations."""
+    speaker_threshold: float = Field(default=0.05, ge=0, le=1)
+    """Audio level (0..1) above which a participant counts as speaking."""
+    server_version: str = "1.9.0"
+    """Semver reported to clients (>= 1.8.0, or JS/Rust RPC breaks)."""
+    ice_servers_timeout: float = Field(default=0.3, gt=0)
+    """Seconds to wait for turn-alloc's IceServers before joining without TURN."""
+    max_metadata_bytes: int = Field(default=64 * 1024, ge=0)
+    max_attributes_bytes: int = Field(default=64 * 1024, ge=0)
+    capacity_packets_per_s: float = Field(default=40000.0, gt=0)
+    """Forwarded packets per second that count as load 1.0."""
+    capacity_participants: int = Field(default=500, gt=0)
+    """Participants that count as load 1.0."""
+
+
+class SfuConfig(ParleyConfig):
+    sfu: SfuSection = Field(default_factory=SfuSection)

@@ -1,0 +1,198 @@
+"""The SFU node: serves session.start / signal / command for its id, owns the rooms, reports load."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from google.protobuf.message import DecodeError
+from livekit.protocol import models, rtc
+
+from parley.bus import Bus, Delivery, ErrorCode, RpcError, Subscription, subjects
+from parley.observability import TaskSet, get_logger
+from parley.protocol.gen.sfu.v1 import node_pb2
+from parley.protocol.gen.signal.v1 import relay_pb2
+from parley.sfu import commands, engine, signal_handler
+from parley.sfu.config import SfuConfig
+from parley.sfu.ice_servers import fetch_ice_servers
+from parley.sfu.room import Room, RoomHost
+from parley.sfu.state_reporter import StateReporter
+
+log = get_logger("parley.sfu.node")
+
+EMPTY_ROOM_GRACE_SECONDS = 2.0
+
+
+class Node:
+    def __init__(self, config: SfuConfig, bus: Bus, node_id: str) -> None:
+        self.config = config
+        self.bus = bus
+        self.node_id = node_id
+        self.tasks = TaskSet(f"sfu.{node_id}")
+        self.rooms: dict[str, Room] = {}
+        self.reporter = StateReporter(bus, self.tasks)
+        self._subs: list[Subscription] = []
+        self.started_at = int(time.time())
+        self.draining = False
+        self._host = RoomHost(
+            bus=self.bus,
+            config=self.config,
+            node_id=self.node_id,
+            reporter=self.reporter,
+            on_empty=self._room_empty,
+        )
+
+    async def start(self) -> None:
+        self._subs.append(
+            await self.bus.serve(
+                subjects.sfu_session_start(self.node_id),
+                relay_pb2.StartSessionRequest,
+                self._start_session,
+            )
+        )
+        self._subs.append(await self.bus.subscribe(subjects.sfu_signal(self.node_id), self._on_signal))
+        self._subs.append(
+            await self.bus.serve(subjects.sfu_command(self.node_id), node_pb2.RoomCommand, self._on_command)
+        )
+        await self.publish_stats()
+        self.tasks.spawn(self._stats_loop(), name="node-stats")
+        log.info("sfu node serving", node_id=self.node_id, media_engine=engine.available)
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def _room(self, info: models.Room) -> Room:
+        room = self.rooms.get(info.name)
+        if room is None or room.closed:
+            room = Room(self._host, info)
+            self.rooms[info.name] = room
+        return room
+
+    async def _start_session(self, request: relay_pb2.StartSessionRequest) -> relay_pb2.StartSessionResponse:
+        if self.draining:
+            raise RpcError(ErrorCode.UNAVAILABLE, "node is draining")
+        if request.single_peer_connection:
+            raise RpcError(ErrorCode.UNIMPLEMENTED, "single peer connection is not supported yet")
+        ice = await fetch_ice_servers(
+            self.bus,
+            room=request.room.name,
+            identity=request.participant.identity,
+            sid=request.participant.sid,
+            region=request.region,
+            timeout=self.config.sfu.ice_servers_timeout,
+        )
+        room = self._room(request.room)
+        await room.call(lambda: room.join(request, ice))
+        return relay_pb2.StartSessionResponse()
+
+    async def _on_signal(self, delivery: Delivery) -> None:
+        signal = relay_pb2.ClientSignal()
+        try:
+            signal.ParseFromString(delivery.data)
+        except DecodeError:
+            log.warning("undecodable ClientSignal dropped")
+            return
+        room = self.rooms.get(signal.room_name)
+        if room is None:
+            return
+        if signal.closed:
+            room.submit(lambda: self._connection_closed(room, signal.connection_id))
+            return
+        request = rtc.SignalRequest()
+        try:
+            request.ParseFromString(signal.request)
+        except DecodeError:
+            log.info("undecodable SignalRequest dropped", room=room.name)
+            return
+
+        async def job() -> None:
+            p = room.by_connection(signal.connection_id)
+            if p is not None:
+                await signal_handler.handle(room, p, request)
+
+        room.submit(job)
+
+    async def _connection_closed(self, room: Room, connection_id: str) -> None:
+        p = room.by_connection(connection_id)
+        if p is not None:
+            await room.remove(p, models.DisconnectReason.CLIENT_INITIATED, send_leave=False)
+
+    async def _on_command(self, command: node_pb2.RoomCommand) -> node_pb2.RoomCommandResult:
+        room = self.rooms.get(command.room_name)
+        if room is None:
+            raise RpcError(ErrorCode.NOT_FOUND, f"room {command.room_name!r} is not on this node")
+        return await room.call(lambda: commands.execute(room, command))
+
+    def _room_empty(self, room: Room) -> None:
+        self.tasks.spawn(self._close_if_still_empty(room), name=f"close-room:{room.name}")
+
+    async def _close_if_still_empty(self, room: Room) -> None:
+        await asyncio.sleep(EMPTY_ROOM_GRACE_SECONDS)
+        if room.participants or self.rooms.get(room.name) is not room:
+            return
+        del self.rooms[room.name]
+        await room.aclose()
+        log.info("room closed on node", room=room.name)
+
+    # -- load ---------------------------------------------------------------------------------------
+    def stats(self) -> node_pb2.NodeStats:
+        packets_in, packets_out = engine.media_rates()
+        participants = sum(len(r.participants) for r in self.rooms.values())
+        tracks_in = sum(len(p.published) for r in self.rooms.values() for p in r.participants.values())
+        tracks_out = sum(len(p.downtracks) for r in self.rooms.values() for p in r.participants.values())
+        sfu = self.config.sfu
+        load = max(
+            (packets_in + packets_out) / sfu.capacity_packets_per_s,
+            participants / sfu.capacity_participants,
+        )
+        return node_pb2.NodeStats(
+            node_id=self.node_id,
+            region=self.config.region,
+            load=min(1.0, load),
+            num_rooms=len(self.rooms),
+            num_participants=participants,
+            num_tracks_in=tracks_in,
+            num_tracks_out=tracks_out,
+            started_at=self.started_at,
+            updated_at=int(time.time()),
+            draining=self.draining,
+            cpu_load=_cpu_load(),
+        )
+
+    async def publish_stats(self) -> None:
+        await self.bus.publish(subjects.SFU_NODES, self.stats())
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sfu.stats_interval)
+            try:
+                await self.publish_stats()
+            except Exception as exc:
+                log.warning("cannot publish node stats", error=str(exc))
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def drain(self) -> None:
+        self.draining = True
+        await self.publish_stats()
+
+    async def aclose(self) -> None:
+        for sub in self._subs:
+            await sub.unsubscribe()
+        for room in list(self.rooms.values()):
+            await room.aclose()
+        self.rooms.clear()
+        try:
+            await asyncio.wait_for(self.reporter.idle(), timeout=3)
+        except TimeoutError:
+            log.warning("room-state reports still pending at shutdown")
+        await self.tasks.aclose()
+
+
+_last_cpu: tuple[float, float] = (time.monotonic(), time.process_time())
+
+
+def _cpu_load() -> float:
+    """Share of one core this process used since the previous call."""
+    global _last_cpu
+    now, cpu = time.monotonic(), time.process_time()
+    wall0, cpu0 = _last_cpu
+    _last_cpu = (now, cpu)
+    return max(0.0, (cpu - cpu0) / max(now - wall0, 1e-6))

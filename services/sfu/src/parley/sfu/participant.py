@@ -1,0 +1,141 @@
+"""One participant's session on this node: its record, peer connections, tracks and channels.
+
+Mutated only from the room's actor (and the synchronous data path, which touches only the
+de-duplication state).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCDataChannel, RTCIceCandidate, RTCPeerConnection
+from livekit.protocol import models, rtc
+
+from parley.sfu.outbox import SignalOutbox
+
+NONCE_MEMORY = 1024
+
+
+@dataclass(slots=True)
+class PublishedTrack:
+    info: models.TrackInfo
+    up: Any = None
+    """The media engine's UpTrack once the m-line is bound."""
+    subscribed_once: bool = False
+
+
+@dataclass(slots=True)
+class Negotiation:
+    """Server-offered (subscriber) PC state: one offer in flight at a time."""
+
+    offer_id: int = 0
+    awaiting_answer: bool = False
+    needs_offer: bool = False
+
+
+class Participant:
+    def __init__(
+        self,
+        *,
+        info: models.ParticipantInfo,
+        outbox: SignalOutbox,
+        edge_id: str,
+        auto_subscribe: bool,
+        protocol: int,
+        client_info: models.ClientInfo,
+    ) -> None:
+        self.info = info
+        self.outbox = outbox
+        self.edge_id = edge_id
+        self.auto_subscribe = auto_subscribe
+        self.protocol = protocol
+        self.client_info = client_info
+        self.pub_pc: RTCPeerConnection | None = None
+        self.sub_pc: RTCPeerConnection | None = None
+        self.sub_channels: dict[str, RTCDataChannel] = {}
+        self.pub_channels: dict[str, RTCDataChannel] = {}
+        self.pending: dict[str, models.TrackInfo] = {}
+        self.published: dict[str, PublishedTrack] = {}
+        self.bound_mids: dict[str, str] = {}
+        self.downtracks: dict[str, Any] = {}
+        self.wanted: set[str] = set()
+        self.unwanted: set[str] = set()
+        self.candidates: dict[int, list[RTCIceCandidate]] = {0: [], 1: []}
+        self.sub_negotiation = Negotiation()
+        self.last_reliable_seq = 0
+        self._nonces: deque[bytes] = deque(maxlen=NONCE_MEMORY)
+        self._nonce_set: set[bytes] = set()
+        self.active = False
+        self.closed = False
+        self.subscriber_primary = protocol > 2 and self.permission.can_subscribe
+
+    # -- identity and permissions ---------------------------------------------------------------
+    @property
+    def sid(self) -> str:
+        return self.info.sid
+
+    @property
+    def identity(self) -> str:
+        return self.info.identity
+
+    @property
+    def connection_id(self) -> str:
+        return self.outbox.connection_id
+
+    @property
+    def permission(self) -> models.ParticipantPermission:
+        return self.info.permission
+
+    @property
+    def hidden(self) -> bool:
+        return self.info.permission.hidden
+
+    @property
+    def is_agent(self) -> bool:
+        return self.info.kind == models.ParticipantInfo.Kind.AGENT or self.info.permission.agent
+
+    # -- record ---------------------------------------------------------------------------------
+    def bump(self) -> None:
+        """Every change of the record gets a higher version; clients drop older ones."""
+        self.info.version += 1
+
+    def sync_tracks(self) -> None:
+        """ParticipantInfo.tracks mirrors the bound published tracks."""
+        del self.info.tracks[:]
+        self.info.tracks.extend(t.info for t in self.published.values() if t.up is not None)
+        self.info.is_publisher = bool(self.info.tracks)
+
+    # -- output ---------------------------------------------------------------------------------
+    def send(self, response: rtc.SignalResponse) -> None:
+        if not self.closed:
+            self.outbox.send(response)
+
+    def data_channel(self, label: str) -> RTCDataChannel | None:
+        """Downstream data goes over the primary PC's channel of that kind."""
+        channels = self.sub_channels if self.subscriber_primary else self.pub_channels
+        channel = channels.get(label)
+        if channel is None or channel.readyState != "open":
+            return None
+        return channel
+
+    def send_data(self, label: str, payload: bytes) -> bool:
+        channel = self.data_channel(label)
+        if channel is None or self.closed:
+            return False
+        try:
+            channel.send(payload)
+        except Exception:
+            return False
+        return True
+
+    # -- data de-duplication ----------------------------------------------------------------------
+    def seen_nonce(self, nonce: bytes) -> bool:
+        if nonce in self._nonce_set:
+            return True
+        if len(self._nonces) == self._nonces.maxlen:
+            self._nonce_set.discard(self._nonces[0])
+        self._nonces.append(nonce)
+        self._nonce_set.add(nonce)
+        return False

@@ -1,0 +1,263 @@
+"""One room on this node: an actor (one serial queue) that owns every state change.
+
+PC events, client signals and room commands are all submitted here; each runs to completion
+before the next, and an exception in one never stops the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiortc import RTCDataChannel, RTCPeerConnection
+from livekit.protocol import models, rtc
+
+from parley.bus import Bus
+from parley.observability import TaskSet, get_logger
+from parley.protocol.gen.signal.v1 import relay_pb2
+from parley.protocol.gen.turn.v1 import turn_pb2
+from parley.sfu import data_router, engine, negotiation, publish, subscriptions
+from parley.sfu.config import SfuConfig
+from parley.sfu.join_response import build_join_response
+from parley.sfu.outbox import SignalOutbox
+from parley.sfu.participant import Participant
+from parley.sfu.speakers import SpeakerTracker
+from parley.sfu.state_reporter import StateReporter
+
+log = get_logger("parley.sfu.room")
+T = TypeVar("T")
+Job = Callable[[], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class RoomHost:
+    """What a room needs from its node."""
+
+    bus: Bus
+    config: SfuConfig
+    node_id: str
+    reporter: StateReporter
+    on_empty: Callable[[Room], None]
+
+
+class Room:
+    def __init__(self, host: RoomHost, info: models.Room) -> None:
+        self.host = host
+        self.info = models.Room()
+        self.info.CopyFrom(info)
+        self.participants: dict[str, Participant] = {}
+        self.tasks = TaskSet(f"room.{info.name}")
+        self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any] | None]] = asyncio.Queue()
+        self._speakers = SpeakerTracker(host.config.sfu.speaker_threshold)
+        self.closed = False
+        self.tasks.spawn(self._run(), name=f"room:{info.name}")
+        self.tasks.spawn(self._speaker_loop(), name=f"speakers:{info.name}")
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def reporter(self) -> StateReporter:
+        return self.host.reporter
+
+    # -- actor ------------------------------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        self._queue.put_nowait((job, None))
+
+    async def call(self, job: Callable[[], Awaitable[T]]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((job, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            job, future = await self._queue.get()
+            try:
+                result = await job()
+            except Exception as exc:
+                log.exception("room operation failed", room=self.name)
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+            else:
+                if future is not None and not future.done():
+                    future.set_result(result)
+            try:
+                await self._flush_negotiations()
+            except Exception:
+                log.exception("renegotiation failed", room=self.name)
+
+    async def _flush_negotiations(self) -> None:
+        for p in list(self.participants.values()):
+            if p.sub_negotiation.needs_offer and not p.sub_negotiation.awaiting_answer:
+                try:
+                    await negotiation.send_subscriber_offer(p)
+                except Exception:
+                    log.exception("subscriber offer failed", room=self.name, participant=p.sid)
+
+    async def _speaker_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.host.config.sfu.speaker_interval)
+            changed = self._speakers.evaluate(self.participants.values())
+            if changed is not None:
+                message = rtc.SignalResponse(speakers_changed=changed)
+                for p in list(self.participants.values()):
+                    p.send(message)
+
+    # -- lookups ----------------------------------------------------------------------------------
+    def by_identity(self, identity: str) -> Participant | None:
+        return next((p for p in self.participants.values() if p.identity == identity), None)
+
+    def by_connection(self, connection_id: str) -> Participant | None:
+        return next((p for p in self.participants.values() if p.connection_id == connection_id), None)
+
+    def broadcast_update(self, p: Participant, *, include_self: bool = True) -> None:
+        info = models.ParticipantInfo()
+        info.CopyFrom(p.info)
+        message = rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=[info]))
+        for other in list(self.participants.values()):
+            if other is p:
+                if include_self:
+                    other.send(message)
+            elif not p.hidden:
+                other.send(message)
+
+    # -- join -------------------------------------------------------------------------------------
+    async def join(self, request: relay_pb2.StartSessionRequest, ice: turn_pb2.IceServersResponse) -> None:
+        old = self.by_identity(request.participant.identity)
+        if old is not None:
+            await self.remove(old, models.DisconnectReason.DUPLICATE_IDENTITY)
+        info = models.ParticipantInfo()
+        info.CopyFrom(request.participant)
+        info.state = models.ParticipantInfo.State.JOINED
+        info.version = max(info.version, 1)
+        if not info.client_protocol:
+            info.client_protocol = request.client_info.client_protocol
+        outbox = SignalOutbox(self.host.bus, request.edge_id, request.connection_id, self.tasks)
+        p = Participant(
+            info=info,
+            outbox=outbox,
+            edge_id=request.edge_id,
+            auto_subscribe=request.auto_subscribe,
+            protocol=request.protocol,
+            client_info=request.client_info,
+        )
+        others = list(self.participants.values())
+        self.participants[p.sid] = p
+        self.info.num_participants = len(self.participants)
+        join = build_join_response(
+            room=self.info,
+            participant=p,
+            others=others,
+            ice=ice,
+            version=self.host.config.sfu.server_version,
+            region=self.host.config.region,
+            node_id=self.host.node_id,
+        )
+        p.send(rtc.SignalResponse(join=join))
+        self.broadcast_update(p, include_self=False)
+        if p.subscriber_primary:
+            self.ensure_subscriber_pc(p)
+            p.sub_negotiation.needs_offer = True
+        log.info("participant joined", room=self.name, participant=p.sid, identity=p.identity)
+
+    # -- peer connections -------------------------------------------------------------------------
+    def ensure_subscriber_pc(self, p: Participant) -> RTCPeerConnection:
+        if p.sub_pc is not None:
+            return p.sub_pc
+        pc = engine.new_peer_connection()
+        p.sub_pc = pc
+        reliable = pc.createDataChannel(data_router.RELIABLE, ordered=True)
+        lossy = pc.createDataChannel(data_router.LOSSY, ordered=False, maxRetransmits=0)
+        for channel in (reliable, lossy):
+            p.sub_channels[channel.label] = channel
+            self._watch_channel(p, channel)
+        self._watch_pc(p, pc, primary=p.subscriber_primary)
+        return pc
+
+    def ensure_publisher_pc(self, p: Participant) -> RTCPeerConnection:
+        if p.pub_pc is not None:
+            return p.pub_pc
+        pc = engine.new_peer_connection()
+        p.pub_pc = pc
+
+        @pc.on("datachannel")  # type: ignore[untyped-decorator]
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            p.pub_channels[channel.label] = channel
+            self._watch_channel(p, channel)
+
+        self._watch_pc(p, pc, primary=not p.subscriber_primary)
+        return pc
+
+    def _watch_channel(self, p: Participant, channel: RTCDataChannel) -> None:
+        label = channel.label
+
+        @channel.on("message")  # type: ignore[untyped-decorator]
+        def on_message(message: bytes | str) -> None:
+            if not p.closed:
+                data_router.route(p, self.participants.values(), label, message)
+
+    def _watch_pc(self, p: Participant, pc: RTCPeerConnection, *, primary: bool) -> None:
+        @pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
+        def on_state() -> None:
+            state = pc.connectionState
+            if state == "connected" and primary:
+                self.submit(lambda: self._activate(p))
+            elif state == "failed":
+                self.submit(lambda: self.remove(p, models.DisconnectReason.CONNECTION_TIMEOUT))
+
+    async def _activate(self, p: Participant) -> None:
+        if p.active or p.closed:
+            return
+        p.active = True
+        p.info.state = models.ParticipantInfo.State.ACTIVE
+        p.bump()
+        self.broadcast_update(p)
+        self.reporter.active(self.name, p.sid)
+        subscriptions.reconcile(self, p)
+        log.info("participant active", room=self.name, participant=p.sid)
+
+    # -- leave ------------------------------------------------------------------------------------
+    async def remove(
+        self,
+        p: Participant,
+        reason: int,
+        *,
+        send_leave: bool = True,
+        action: int = rtc.LeaveRequest.Action.DISCONNECT,
+    ) -> None:
+        if p.closed:
+            return
+        if send_leave:
+            leave = rtc.LeaveRequest(reason=reason, action=action)  # type: ignore[arg-type]
+            p.outbox.close(rtc.SignalResponse(leave=leave))
+        else:
+            p.outbox.close()
+        for sid in list(p.published):
+            publish.unpublish(self, p, sid, notify=False)
+        for sid in list(p.downtracks):
+            subscriptions.unsubscribe(p, sid)
+        p.closed = True
+        self.participants.pop(p.sid, None)
+        self.info.num_participants = len(self.participants)
+        p.info.state = models.ParticipantInfo.State.DISCONNECTED
+        p.info.disconnect_reason = reason  # type: ignore[assignment]
+        p.sync_tracks()
+        p.bump()
+        self.broadcast_update(p, include_self=False)
+        self.reporter.left(self.name, p.sid, reason)
+        for pc in (p.pub_pc, p.sub_pc):
+            if pc is not None:
+                self.tasks.spawn(pc.close(), name=f"pc-close:{p.sid}")
+        log.info("participant left", room=self.name, participant=p.sid, reason=int(reason))
+        if not self.participants:
+            self.host.on_empty(self)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        for p in list(self.participants.values()):
+            await self.remove(p, models.DisconnectReason.SERVER_SHUTDOWN)
+        await asyncio.sleep(0)
+        await self.tasks.aclose()

@@ -1,0 +1,99 @@
+"""Who receives which track: auto-subscribe, explicit (un)subscriptions, permissions.
+
+``reconcile`` makes a subscriber's DownTracks match what it should receive; callers then let
+the room renegotiate every subscriber PC that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from livekit.protocol import rtc
+
+from parley.observability import get_logger
+from parley.sfu import engine
+from parley.sfu.participant import Participant, PublishedTrack
+
+if TYPE_CHECKING:
+    from parley.sfu.room import Room
+
+log = get_logger("parley.sfu.subscriptions")
+
+
+def wants(sub: Participant, pub: Participant, track_sid: str) -> bool:
+    if sub is pub or sub.closed or pub.closed or not sub.active:
+        return False
+    if not sub.permission.can_subscribe:
+        return False
+    if track_sid in sub.unwanted:
+        return False
+    return sub.auto_subscribe or track_sid in sub.wanted
+
+
+def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTrack) -> bool:
+    sid = track.info.sid
+    if sid in sub.downtracks or track.up is None:
+        return False
+    pc = room.ensure_subscriber_pc(sub)
+    try:
+        down = engine.DownTrack.attach(pc, track.up, stream_id=f"{pub.sid}|{sid}", track_id=sid)
+        down.paused = track.info.muted
+    except Exception:
+        log.exception("cannot attach downtrack", room=room.name, participant=sub.sid, track=sid)
+        return False
+    sub.downtracks[sid] = down
+    sub.sub_negotiation.needs_offer = True
+    if not track.subscribed_once:
+        track.subscribed_once = True
+        pub.send(rtc.SignalResponse(track_subscribed=rtc.TrackSubscribed(track_sid=sid)))
+    return True
+
+
+def unsubscribe(sub: Participant, track_sid: str) -> None:
+    down = sub.downtracks.pop(track_sid, None)
+    if down is None:
+        return
+    try:
+        down.close()
+    except Exception:
+        log.exception("downtrack close failed", participant=sub.sid, track=track_sid)
+    sub.sub_negotiation.needs_offer = True
+
+
+def reconcile(room: Room, sub: Participant) -> None:
+    """Subscribe to every wanted track and drop every unwanted one."""
+    present: set[str] = set()
+    for pub in list(room.participants.values()):
+        for sid, track in pub.published.items():
+            present.add(sid)
+            if wants(sub, pub, sid):
+                subscribe(room, sub, pub, track)
+            elif sid in sub.downtracks:
+                unsubscribe(sub, sid)
+    for sid in [s for s in sub.downtracks if s not in present]:
+        unsubscribe(sub, sid)
+
+
+def reconcile_all(room: Room) -> None:
+    for sub in list(room.participants.values()):
+        reconcile(room, sub)
+
+
+def update(room: Room, sub: Participant, track_sids: Iterable[str], subscribe_to: bool) -> None:
+    """UpdateSubscription (signal) or UpdateSubscriptions (RoomService)."""
+    for sid in track_sids:
+        if subscribe_to:
+            sub.wanted.add(sid)
+            sub.unwanted.discard(sid)
+        else:
+            sub.wanted.discard(sid)
+            sub.unwanted.add(sid)
+    reconcile(room, sub)
+
+
+def track_sids_of(request: rtc.UpdateSubscription) -> list[str]:
+    sids = list(request.track_sids)
+    for pt in request.participant_tracks:
+        sids.extend(pt.track_sids)
+    return sids

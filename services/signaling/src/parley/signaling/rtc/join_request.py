@@ -1,0 +1,110 @@
+"""What a client asks for when it connects: v0 query parameters (and, later, v1 join_request)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from google.protobuf.message import DecodeError
+from livekit.protocol import models, rtc
+
+from parley.signaling.rtc.errors import BadRequest
+
+_SDK = {
+    "js": models.ClientInfo.SDK.JS,
+    "python": models.ClientInfo.SDK.PYTHON,
+    "go": models.ClientInfo.SDK.GO,
+    "rust": models.ClientInfo.SDK.RUST,
+    "swift": models.ClientInfo.SDK.SWIFT,
+    "android": models.ClientInfo.SDK.ANDROID,
+    "flutter": models.ClientInfo.SDK.FLUTTER,
+    "unity": models.ClientInfo.SDK.UNITY,
+    "reactnative": models.ClientInfo.SDK.REACT_NATIVE,
+    "cpp": models.ClientInfo.SDK.CPP,
+    "node": models.ClientInfo.SDK.NODE,
+}
+
+
+@dataclass(slots=True)
+class ConnectParams:
+    """The connection settings of one client, independent of the path it used."""
+
+    client_info: models.ClientInfo = field(default_factory=models.ClientInfo)
+    auto_subscribe: bool = True
+    adaptive_stream: bool = False
+    reconnect: bool = False
+    participant_sid: str = ""
+    single_peer_connection: bool = False
+    publisher_offer: rtc.SessionDescription | None = None
+
+    @property
+    def protocol(self) -> int:
+        return int(self.client_info.protocol)
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.lower() in ("1", "true", "yes")
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def parse_v0_query(query: Mapping[str, str]) -> ConnectParams:
+    """``/rtc?sdk=…&protocol=…&auto_subscribe=…&reconnect=…`` (livekit-protocol §2.2)."""
+    info = models.ClientInfo(
+        sdk=_SDK.get(query.get("sdk", "").lower(), models.ClientInfo.SDK.UNKNOWN),
+        version=query.get("version", ""),
+        protocol=_int(query.get("protocol")),
+        os=query.get("os", ""),
+        os_version=query.get("os_version", ""),
+        device_model=query.get("device_model", ""),
+        browser=query.get("browser", ""),
+        browser_version=query.get("browser_version", ""),
+        network=query.get("network", ""),
+        client_protocol=_int(query.get("client_protocol")),
+    )
+    return ConnectParams(
+        client_info=info,
+        auto_subscribe=_flag(query.get("auto_subscribe"), True),
+        adaptive_stream=_flag(query.get("adaptive_stream"), False),
+        reconnect=_flag(query.get("reconnect"), False),
+        participant_sid=query.get("sid", ""),
+    )
+
+
+def decode_join_request(value: str) -> rtc.JoinRequest:
+    """``/rtc/v1?join_request=`` base64url(WrappedJoinRequest{NONE|GZIP, JoinRequest})."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        wrapped = rtc.WrappedJoinRequest()
+        wrapped.ParseFromString(raw)
+        payload = wrapped.join_request
+        if wrapped.compression == rtc.WrappedJoinRequest.Compression.GZIP:
+            payload = gzip.decompress(payload)
+        request = rtc.JoinRequest()
+        request.ParseFromString(payload)
+    except (ValueError, DecodeError, OSError, EOFError) as exc:
+        raise BadRequest(f"invalid join_request: {exc}") from exc
+    return request
+
+
+def parse_v1(query: Mapping[str, str]) -> ConnectParams:
+    request = decode_join_request(query.get("join_request", ""))
+    settings = request.connection_settings
+    return ConnectParams(
+        client_info=request.client_info,
+        auto_subscribe=settings.auto_subscribe,
+        adaptive_stream=settings.adaptive_stream,
+        reconnect=request.reconnect,
+        participant_sid=request.participant_sid,
+        single_peer_connection=True,
+        publisher_offer=request.publisher_offer if request.HasField("publisher_offer") else None,
+    )
