@@ -1,0 +1,231 @@
+"""Workers, jobs, dispatches and the retry queue in Redis: any dispatch instance can pick up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+from livekit.protocol import agent, agent_dispatch, models
+
+from parley.bus.subjects import room_token
+from parley.dispatch.ids import DispatchID, JobID, WorkerID
+from parley.dispatch.records import WorkerRecord
+
+# Take the due jobs (score <= now) and push each one's score to now + lease: a claim.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return due
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _hash(raw: dict[bytes | str, bytes | str] | dict[bytes, bytes]) -> dict[bytes, bytes]:
+    return {_raw(k): _raw(v) for k, v in raw.items()}
+
+
+TERMINAL = (agent.JobStatus.JS_SUCCESS, agent.JobStatus.JS_FAILED, agent.JobStatus.JS_CANCELLED)
+
+
+class Store:
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self._p = f"{prefix}:dispatch"
+        self._claim = redis.register_script(_CLAIM)
+
+    # keys ------------------------------------------------------------------------------------------
+    def _worker(self, wid: str) -> str:
+        return f"{self._p}:w:{wid}"
+
+    def _worker_jobs(self, wid: str) -> str:
+        return f"{self._p}:w:{wid}:jobs"
+
+    def _pool(self, job_type: int, agent_name: str) -> str:
+        return f"{self._p}:pool:{job_type}:{agent_name}"
+
+    def _job(self, jid: str) -> str:
+        return f"{self._p}:j:{jid}"
+
+    def _room(self, room: str, part: str) -> str:
+        return f"{self._p}:r:{room_token(room)}:{part}"
+
+    @property
+    def _workers(self) -> str:
+        return f"{self._p}:workers"
+
+    @property
+    def _pending(self) -> str:
+        return f"{self._p}:pending"
+
+    # workers ---------------------------------------------------------------------------------------
+    async def put_worker(self, rec: WorkerRecord) -> None:
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hset(self._worker(rec.worker_id), mapping=rec.to_fields())  # type: ignore[arg-type]
+            p.sadd(self._workers, rec.worker_id)
+            p.sadd(self._pool(rec.job_type, rec.agent_name), rec.worker_id)
+            await p.execute()
+
+    async def get_worker(self, wid: str) -> WorkerRecord | None:
+        raw = _hash(await self.redis.hgetall(self._worker(wid)))  # type: ignore[misc]
+        return WorkerRecord.from_fields(wid, raw) if b"connection_id" in raw else None
+
+    async def update_status(self, wid: str, status: int, load: float, job_count: int, now: int) -> None:
+        fields = {"status": status, "load": load, "job_count": job_count, "updated_ms": now, "assigned": 0}
+        async with self.redis.pipeline(transaction=False) as p:
+            p.exists(self._worker(wid))
+            p.hset(self._worker(wid), mapping=fields)  # type: ignore[arg-type]
+            exists, _ = await p.execute()
+        if not exists:  # removed meanwhile: do not resurrect a partial record
+            await self.redis.delete(self._worker(wid))
+
+    async def touch_worker(self, wid: str, now: int) -> None:
+        await self.redis.hset(self._worker(wid), "updated_ms", now)  # type: ignore[misc]
+
+    async def remove_worker(self, wid: str) -> list[JobID]:
+        """Forget the worker; return the jobs it had (to dispatch them again)."""
+        rec = await self.get_worker(wid)
+        async with self.redis.pipeline(transaction=True) as p:
+            p.smembers(self._worker_jobs(wid))
+            p.delete(self._worker(wid), self._worker_jobs(wid))
+            p.srem(self._workers, wid)
+            if rec is not None:
+                p.srem(self._pool(rec.job_type, rec.agent_name), wid)
+            result = await p.execute()
+        return [JobID(_text(j)) for j in result[0]]
+
+    async def worker_ids(self) -> list[WorkerID]:
+        return [WorkerID(_text(w)) for w in await self.redis.smembers(self._workers)]  # type: ignore[misc]
+
+    async def pool(self, job_type: int, agent_name: str) -> list[WorkerRecord]:
+        ids = [_text(w) for w in await self.redis.smembers(self._pool(job_type, agent_name))]  # type: ignore[misc]
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as p:
+            for wid in ids:
+                p.hgetall(self._worker(wid))
+            raws = await p.execute()
+        return [
+            WorkerRecord.from_fields(wid, raw)
+            for wid, raw in zip(ids, raws, strict=True)
+            if raw and b"connection_id" in raw
+        ]
+
+    async def pool_size(self, job_type: int, agent_name: str) -> int:
+        return int(await self.redis.scard(self._pool(job_type, agent_name)))  # type: ignore[misc]
+
+    async def note_assigned(self, wid: str, jid: str) -> None:
+        async with self.redis.pipeline(transaction=False) as p:
+            p.hincrby(self._worker(wid), "assigned", 1)
+            p.sadd(self._worker_jobs(wid), jid)
+            await p.execute()
+
+    async def attach_job(self, wid: str, jid: str) -> None:
+        await self.redis.sadd(self._worker_jobs(wid), jid)  # type: ignore[misc]
+
+    async def detach_job(self, wid: str, jid: str) -> None:
+        await self.redis.srem(self._worker_jobs(wid), jid)  # type: ignore[misc]
+
+    # jobs --------------------------------------------------------------------------------------------
+    async def put_job(self, job: agent.Job, *, deadline_ms: int = 0) -> None:
+        fields: dict[str, bytes | int] = {"job": job.SerializeToString()}
+        if deadline_ms:
+            fields["deadline_ms"] = deadline_ms
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hset(self._job(job.id), mapping=fields)  # type: ignore[arg-type]
+            p.sadd(self._room(job.room.name, "jobs"), job.id)
+            await p.execute()
+
+    async def assign(self, job: agent.Job, wid: str) -> None:
+        """Store the assigned job, count it on its worker and take it off the retry queue."""
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hset(self._job(job.id), "job", job.SerializeToString())
+            p.sadd(self._room(job.room.name, "jobs"), job.id)
+            p.hincrby(self._worker(wid), "assigned", 1)
+            p.sadd(self._worker_jobs(wid), job.id)
+            p.zrem(self._pending, job.id)
+            await p.execute()
+
+    async def get_job(self, jid: str) -> tuple[agent.Job, int] | None:
+        raw = _hash(await self.redis.hgetall(self._job(jid)))  # type: ignore[misc]
+        if not raw or b"job" not in raw:
+            return None
+        job = agent.Job()
+        job.ParseFromString(raw[b"job"])
+        return job, int(raw.get(b"deadline_ms", b"0"))
+
+    async def room_jobs(self, room: str) -> list[agent.Job]:
+        ids = [_text(j) for j in await self.redis.smembers(self._room(room, "jobs"))]  # type: ignore[misc]
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as p:
+            for jid in ids:
+                p.hget(self._job(jid), "job")
+            raws = await p.execute()
+        jobs = []
+        for raw in raws:
+            if raw:
+                job = agent.Job()
+                job.ParseFromString(_raw(raw))
+                jobs.append(job)
+        jobs.sort(key=lambda j: (j.state.updated_at, j.id))
+        return jobs
+
+    # retry queue -----------------------------------------------------------------------------------
+    async def schedule(self, jid: str, due_ms: int) -> None:
+        await self.redis.zadd(self._pending, {jid: due_ms})
+
+    async def unschedule(self, jid: str) -> None:
+        await self.redis.zrem(self._pending, jid)
+
+    async def claim_due(self, now_ms: int, lease_ms: int, limit: int = 100) -> list[JobID]:
+        due = await self._claim(keys=[self._pending], args=[now_ms, now_ms + lease_ms, limit])
+        return [JobID(_text(j)) for j in due]
+
+    # rooms and dispatches --------------------------------------------------------------------------
+    async def put_room(self, room: models.Room) -> None:
+        await self.redis.set(self._room(room.name, "info"), room.SerializeToString())
+
+    async def get_room(self, name: str) -> models.Room:
+        raw = await self.redis.get(self._room(name, "info"))
+        room = models.Room(name=name)
+        if raw:
+            room.ParseFromString(_raw(raw))
+        return room
+
+    async def first(self, room: str, marker: str, member: str) -> bool:
+        """True only the first time ``member`` is marked (idempotent event handling)."""
+        return bool(await self.redis.sadd(self._room(room, marker), member))  # type: ignore[misc]
+
+    async def put_dispatch(self, d: agent_dispatch.AgentDispatch) -> None:
+        await self.redis.hset(self._room(d.room, "dispatches"), d.id, d.SerializeToString())  # type: ignore[misc]
+
+    async def dispatches(self, room: str) -> list[agent_dispatch.AgentDispatch]:
+        raw = await self.redis.hgetall(self._room(room, "dispatches"))  # type: ignore[misc]
+        out = []
+        for value in raw.values():
+            d = agent_dispatch.AgentDispatch()
+            d.ParseFromString(_raw(value))
+            out.append(d)
+        out.sort(key=lambda d: (d.state.created_at, d.id))
+        return out
+
+    async def remove_dispatch(self, room: str, did: DispatchID) -> None:
+        await self.redis.hdel(self._room(room, "dispatches"), did)  # type: ignore[misc]
+
+    async def close_room(self, room: str, jobs: Iterable[str], seconds: int) -> None:
+        """The room finished: drop its dispatches and markers; its jobs stay listable a while."""
+        async with self.redis.pipeline(transaction=False) as p:
+            p.delete(
+                *(self._room(room, part) for part in ("info", "dispatches", "joined", "published", "started"))
+            )
+            p.expire(self._room(room, "jobs"), seconds)
+            for jid in jobs:
+                p.expire(self._job(jid), seconds)
+            await p.execute()
