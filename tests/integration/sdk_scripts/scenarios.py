@@ -1,0 +1,248 @@
+"""SDK scenarios run as a subprocess under either livekit 1.2.x (.venv) or 1.1.x (.venv-agents).
+
+Usage: python scenarios.py <scenario> <json-args>; prints one JSON line with the observations.
+Only the official SDK (livekit.rtc, livekit.api) and numpy are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from livekit import api, rtc
+
+SAMPLE_RATE = 48000
+TONE_HZ = 440.0
+WIDTH, HEIGHT = 320, 240
+
+
+def token(args: dict[str, Any], identity: str, **grants: Any) -> str:
+    video = api.VideoGrants(room_join=True, room=args["room"], **grants)
+    return (
+        api.AccessToken(args["key"], args["secret"])
+        .with_identity(identity)
+        .with_name(identity)
+        .with_grants(video)
+        .to_jwt()
+    )
+
+
+async def connect(args: dict[str, Any], identity: str, url_key: str = "url", **kw: Any) -> rtc.Room:
+    room = rtc.Room()
+    grants = kw.pop("grants", {})
+    await asyncio.wait_for(
+        room.connect(args[url_key], token(args, identity, **grants), options=rtc.RoomOptions(**kw)), 30
+    )
+    return room
+
+
+async def wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+async def play_tone(source: rtc.AudioSource, stop: asyncio.Event) -> None:
+    samples = SAMPLE_RATE // 100
+    t = 0
+    while not stop.is_set():
+        n = np.arange(t, t + samples)
+        data = (np.sin(2 * math.pi * TONE_HZ * n / SAMPLE_RATE) * 12000).astype(np.int16)
+        frame = rtc.AudioFrame(data.tobytes(), SAMPLE_RATE, 1, samples)
+        await source.capture_frame(frame)
+        t += samples
+
+
+async def play_video(source: rtc.VideoSource, stop: asyncio.Event) -> None:
+    i = 0
+    while not stop.is_set():
+        buf = np.full((HEIGHT, WIDTH, 4), (i * 3) % 255, dtype=np.uint8)
+        buf[:, : WIDTH // 2, 0] = 255
+        source.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, buf.tobytes()))
+        i += 1
+        await asyncio.sleep(1 / 30)
+
+
+def dominant_frequency(samples: np.ndarray) -> float:
+    samples = samples.astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+    return float(freqs[int(np.argmax(spectrum))])
+
+
+async def receive_audio(track: rtc.Track, seconds: float) -> float:
+    stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+    chunks: list[np.ndarray] = []
+    got = 0
+    async for event in stream:
+        data = np.frombuffer(bytes(event.frame.data), dtype=np.int16)
+        if np.abs(data).max(initial=0) > 1000:  # skip the silent start
+            chunks.append(data)
+            got += len(data)
+        if got >= SAMPLE_RATE * seconds:
+            break
+    await stream.aclose()
+    return dominant_frequency(np.concatenate(chunks))
+
+
+async def receive_video(track: rtc.Track, frames: int) -> list[int]:
+    stream = rtc.VideoStream(track)
+    size = [0, 0]
+    count = 0
+    async for event in stream:
+        size = [event.frame.width, event.frame.height]
+        count += 1
+        if count >= frames:
+            break
+    await stream.aclose()
+    return size
+
+
+def track_of(room: rtc.Room, identity: str, kind: int) -> rtc.Track | None:
+    for p in room.remote_participants.values():
+        if p.identity != identity:
+            continue
+        for pub in p.track_publications.values():
+            if pub.kind == kind and pub.track is not None:
+                return pub.track
+    return None
+
+
+async def media(args: dict[str, Any]) -> dict[str, Any]:
+    """A publishes a 440 Hz tone and 320x240 video; B hears the tone, sees the frames and A's mute."""
+    a = await connect(args, "alice")
+    b = await connect(args, "bob", url_key="url_b")
+    stop = asyncio.Event()
+    audio = rtc.AudioSource(SAMPLE_RATE, 1)
+    video = rtc.VideoSource(WIDTH, HEIGHT)
+    mic = rtc.LocalAudioTrack.create_audio_track("mic", audio)
+    cam = rtc.LocalVideoTrack.create_video_track("cam", video)
+    tasks = [asyncio.create_task(play_tone(audio, stop)), asyncio.create_task(play_video(video, stop))]
+    opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    mic_pub = await a.local_participant.publish_track(mic, opts)
+    cam_opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False)
+    await a.local_participant.publish_track(cam, cam_opts)
+    b_audio = await wait_for(lambda: track_of(b, "alice", rtc.TrackKind.KIND_AUDIO), 20, "audio at B")
+    b_video = await wait_for(lambda: track_of(b, "alice", rtc.TrackKind.KIND_VIDEO), 20, "video at B")
+    freq = await asyncio.wait_for(receive_audio(b_audio, 1.0), 20)
+    size = await asyncio.wait_for(receive_video(b_video, 10), 20)
+    muted = asyncio.Event()
+    b.on("track_muted", lambda participant, pub: muted.set() if pub.sid == mic_pub.sid else None)
+    mic.mute()
+    await asyncio.wait_for(muted.wait(), 10)
+    remote_pub = b.remote_participants["alice"].track_publications[mic_pub.sid]
+    stop.set()
+    await asyncio.gather(*tasks)
+    result = {"frequency": freq, "video_size": size, "muted_at_b": remote_pub.muted}
+    await a.disconnect()
+    await b.disconnect()
+    return result
+
+
+async def data(args: dict[str, Any]) -> dict[str, Any]:
+    """Targeted data with a topic, RPC, attributes and metadata between three participants."""
+    a = await connect(args, "alice", grants={"can_update_own_metadata": True})
+    b = await connect(args, "bob", grants={"can_update_own_metadata": True})
+    c = await connect(args, "carol")
+    received: dict[str, list[tuple[str, str, str]]] = {"bob": [], "carol": []}
+    for name, room in (("bob", b), ("carol", c)):
+        room.on(
+            "data_received",
+            lambda packet, name=name: received[name].append(
+                (packet.participant.identity if packet.participant else "", packet.topic, packet.data.decode())
+            ),
+        )
+    await wait_for(lambda: len(a.remote_participants) == 2, 15, "alice sees both")
+
+    @b.local_participant.register_rpc_method("greet")
+    async def greet(data: rtc.RpcInvocationData) -> str:
+        return f"hello {data.caller_identity}: {data.payload}"
+
+    await a.local_participant.publish_data(b"only-bob", topic="secret", destination_identities=["bob"])
+    await a.local_participant.publish_data(b"everyone", topic="all")
+    await wait_for(lambda: len(received["carol"]) >= 1 and len(received["bob"]) >= 2, 15, "data")
+    rpc_reply = await a.local_participant.perform_rpc(
+        destination_identity="bob", method="greet", payload="ping", response_timeout=10
+    )
+    await a.local_participant.set_attributes({"mood": "happy"})
+    await a.local_participant.set_metadata("alice-meta")
+    seen = await wait_for(
+        lambda: (
+            b.remote_participants.get("alice")
+            and b.remote_participants["alice"].attributes.get("mood") == "happy"
+            and b.remote_participants["alice"].metadata == "alice-meta"
+        ),
+        10,
+        "attributes at bob",
+    )
+    result = {
+        "bob": received["bob"],
+        "carol": received["carol"],
+        "rpc": rpc_reply,
+        "attributes_seen": bool(seen),
+        "own_attributes": dict(a.local_participant.attributes),
+    }
+    for room in (a, b, c):
+        await room.disconnect()
+    return result
+
+
+async def autosub(args: dict[str, Any]) -> dict[str, Any]:
+    """With auto_subscribe off, B gets A's track only after set_subscribed(True)."""
+    b = await connect(args, "bob", auto_subscribe=False)
+    subscribed: list[str] = []
+    b.on("track_subscribed", lambda track, pub, participant: subscribed.append(pub.sid))
+    markers: list[str] = []
+    b.on("data_received", lambda packet: markers.append(packet.data.decode()))
+    a = await connect(args, "alice")
+    stop = asyncio.Event()
+    audio = rtc.AudioSource(SAMPLE_RATE, 1)
+    mic = rtc.LocalAudioTrack.create_audio_track("mic", audio)
+    tone = asyncio.create_task(play_tone(audio, stop))
+    pub = await a.local_participant.publish_track(
+        mic, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    )
+    remote = await wait_for(
+        lambda: b.remote_participants.get("alice")
+        and b.remote_participants["alice"].track_publications.get(pub.sid),
+        15,
+        "publication at bob",
+    )
+    # a round trip through the server after the publication: anything auto-subscribed would be here
+    await a.local_participant.publish_data(b"marker")
+    await wait_for(lambda: markers, 10, "marker")
+    before = list(subscribed)
+    remote.set_subscribed(True)
+    await wait_for(lambda: subscribed, 15, "track_subscribed at bob")
+    freq = await asyncio.wait_for(receive_audio(remote.track, 0.5), 15)
+    stop.set()
+    await tone
+    result = {"subscribed_before": before, "subscribed_after": subscribed, "frequency": freq}
+    await a.disconnect()
+    await b.disconnect()
+    return result
+
+
+SCENARIOS = {"media": media, "data": data, "autosub": autosub}
+
+
+def main() -> None:
+    name, raw = sys.argv[1], sys.argv[2]
+    args = json.loads(raw)
+    args.setdefault("url_b", args["url"])
+    result = asyncio.run(SCENARIOS[name](args))
+    result["sdk_version"] = rtc.__version__
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
