@@ -5,6 +5,7 @@ quota holds. Every coturn is a real ``turnserver``; every allocation is a real T
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -29,8 +30,8 @@ CoturnFactory = Callable[..., Coturn]
 def coturn(tmp_path: Path) -> Iterator[CoturnFactory]:
     started: list[Coturn] = []
 
-    def factory(secret: str = SECRET) -> Coturn:
-        server = Coturn(secret, log_path=tmp_path / f"coturn{len(started)}.log")
+    def factory(secret: str = SECRET, **options: Any) -> Coturn:
+        server = Coturn(secret, log_path=tmp_path / f"coturn{len(started)}.log", **options)
         started.append(server)
         server.start()
         return server
@@ -137,37 +138,46 @@ async def test_credentials_get_an_allocation_until_they_expire_and_a_wrong_secre
 async def test_stopped_coturn_is_not_handed_out_until_it_answers_again(
     coturn: CoturnFactory, make_stack: Callable[..., Stack], client_bus: Callable[[Stack], Any]
 ) -> None:
-    first, second = coturn(), coturn()
+    # One probed over UDP, one that offers only TCP (probed over TCP).
+    first, second = coturn(), coturn(udp=False)
     config = turn_config(
-        [{"host": "127.0.0.1", "port": s.port, "transports": ["udp"]} for s in (first, second)],
+        [
+            {"host": "127.0.0.1", "port": first.port, "transports": ["udp"]},
+            {"host": "127.0.0.1", "port": second.port, "transports": ["tcp"]},
+        ],
         health_interval=0.3,
     )
     stack = start_turn_alloc(
         make_stack, config, "turn_alloc.probe_timeout=0.5", "turn_alloc.unhealthy_after=2"
     )
     bus = await client_bus(stack)
-    assert ports(await ice_servers(bus, "a")) == [first.port, second.port]
+    both = [first.port, second.port]
+    assert ports(await ice_servers(bus, "a")) == both
+
+    polls = itertools.count()
+
+    async def handed_out(expected: list[int]) -> bool:
+        # A new participant each time: the quota must not end the wait.
+        return ports(await ice_servers(bus, f"poll-{next(polls)}")) == expected
 
     first.stop()
-
-    async def only_second() -> bool:
-        return ports(await ice_servers(bus, "b")) == [second.port]
-
-    await poll_until(only_second, timeout=20, interval=0.2, message="the stopped coturn no longer handed out")
+    await poll_until(
+        lambda: handed_out([second.port]), timeout=20, interval=0.2, message="UDP coturn dropped"
+    )
     assert "TURN server unhealthy" in stack.log("turn-alloc")
 
     first.start()
-
-    async def both() -> bool:
-        return ports(await ice_servers(bus, "c")) == [first.port, second.port]
-
-    await poll_until(both, timeout=20, interval=0.2, message="the restarted coturn handed out again")
+    await poll_until(lambda: handed_out(both), timeout=20, interval=0.2, message="UDP coturn back")
     assert "TURN server healthy again" in stack.log("turn-alloc")
     # What it hands out after the restart really works.
     answer = await ice_servers(bus, "d")
-    assert isinstance(
-        await allocate(first.port, answer.ice_servers[0].username, answer.ice_servers[0].credential), tuple
-    )
+    relayed = await allocate(first.port, answer.ice_servers[0].username, answer.ice_servers[0].credential)
+    assert isinstance(relayed, tuple)
+
+    second.stop()
+    await poll_until(lambda: handed_out([first.port]), timeout=20, interval=0.2, message="TCP coturn dropped")
+    second.start()
+    await poll_until(lambda: handed_out(both), timeout=20, interval=0.2, message="TCP coturn back")
 
 
 async def test_servers_of_the_clients_region_come_first(

@@ -103,6 +103,7 @@ class Coturn:
         relay_port_range: tuple[int, int] | None = None,
         user_quota: int = 0,
         udp: bool = True,
+        verbose: bool = True,
         extra_args: list[str] | None = None,
     ) -> None:
         if not secret:
@@ -148,6 +149,8 @@ class Coturn:
         self.udp = udp
         if not udp:
             argv.append("--no-udp")  # TCP (and TLS) listeners only
+        if verbose:
+            argv.append("--verbose")  # one line per allocation, permission and refresh (with user)
         if user_quota:
             argv.append(f"--user-quota={user_quota}")
         argv += extra_args or []
