@@ -412,3 +412,29 @@ def header_extension_ids(
 ) -> dict[str, int]:
     """URI -> negotiated extension id."""
     return {ext.uri: ext.id for ext in parameters.headerExtensions}
+
+
+# ---------------------------------------------------------------------------------------------------
+# observation taps (tests and debugging): wrap, never replace, aiortc's own handling
+
+
+def tap_receiver_rtp(receiver: RTCRtpReceiver, observe: RtpHandler) -> None:
+    """Call ``observe(packet, arrival_ms)`` for every RTP packet before the receiver handles it."""
+    original = receiver._handle_rtp_packet
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        observe(packet, arrival_time_ms)
+        await original(packet, arrival_time_ms)
+
+    setattr(receiver, "_handle_rtp_packet", handle_rtp_packet)  # noqa: B010
+
+
+def tap_sender_rtcp(sender: RTCRtpSender, observe: RtcpHandler) -> None:
+    """Call ``observe(packet)`` for every RTCP packet routed to ``sender`` before it handles it."""
+    original = sender._handle_rtcp_packet
+
+    async def handle_rtcp_packet(packet: AnyRtcpPacket) -> None:
+        observe(packet)
+        await original(packet)
+
+    setattr(sender, "_handle_rtcp_packet", handle_rtcp_packet)  # noqa: B010

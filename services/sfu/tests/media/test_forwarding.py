@@ -1,0 +1,242 @@
+"""publisher (aiortc) -> SFU media engine -> subscriber (aiortc), all real peers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RTCP_PSFB_PLI, AnyRtcpPacket, RtcpPsfbPacket, RtpPacket
+
+from parley.sfu.media import STATS, DownTrack, new_peer_connection
+from parley.sfu.media import aiortc_internals as internals
+from parley.testing import poll_until
+
+SAMPLE_RATE, WIDTH, HEIGHT = 48000, 320, 240
+Room = Any
+
+pytestmark = pytest.mark.integration
+
+
+async def _collect_audio(track: object, seconds: float) -> np.ndarray:
+    chunks: list[np.ndarray] = []
+    total = 0
+    while total < seconds * SAMPLE_RATE:
+        frame = await asyncio.wait_for(track.recv(), 10)  # type: ignore[attr-defined]
+        pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0].astype(np.float64)
+        chunks.append(pcm)
+        total += pcm.size
+    return np.concatenate(chunks)
+
+
+async def test_audio_and_video_reach_the_subscriber_decoded(room: Room) -> None:
+    threads_before = threading.active_count()
+    sub = await room.subscribe()
+    await poll_until(lambda: len(sub.tracks) == 2, timeout=20, message="subscriber tracks")
+
+    audio = await _collect_audio(sub.tracks["audio"], 1.5)
+    audio = audio[SAMPLE_RATE // 2 :]  # skip the start (codec warm-up)
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(audio.size)))
+    dominant = np.fft.rfftfreq(audio.size, 1 / SAMPLE_RATE)[int(np.argmax(spectrum))]
+    assert abs(dominant - 440) < 5, dominant
+
+    sizes = set()
+    for _ in range(10):
+        frame = await asyncio.wait_for(sub.tracks["video"].recv(), 10)  # type: ignore[attr-defined]
+        sizes.add((frame.width, frame.height))
+    assert sizes == {(WIDTH, HEIGHT)}
+
+    up_audio, up_video = room.ups["audio"], room.ups["video"]
+    assert up_audio.mime_type.lower() == "audio/opus"
+    assert up_video.mime_type.lower() == "video/vp8"
+    assert (up_video.width, up_video.height) == (WIDTH, HEIGHT)
+    assert up_video.layers == [""]
+    await poll_until(lambda: up_audio.audio_level > 0.1, message="audio level from RFC 6464")
+    assert up_video.audio_level == 0
+    assert all(d.packets_sent > 0 for d in sub.downs)
+    assert STATS.packets_in > 0 and STATS.packets_out > 0
+    # the SFU-side receivers run no decoder threads (only the subscriber's two decoders were added)
+    assert threading.active_count() - threads_before <= 2 + 2  # subscriber decoders + encoder pool
+
+
+async def test_ssrc_seq_and_timestamps_rewritten_continuously_across_pause(room: Room) -> None:
+    sub = await room.subscribe(kinds=("audio",))
+    seen: list[RtpPacket] = []
+    receiver = next(t.receiver for t in sub.pc.getTransceivers() if t.kind == "audio")
+    internals.tap_receiver_rtp(receiver, lambda p, _t: seen.append(p))
+    await poll_until(lambda: len(seen) >= 30, timeout=20, message="first audio packets")
+    down = sub.downs[0]
+    pub_ssrc = room.ups["audio"].layer_for_ssrc(seen[0].ssrc)
+    assert pub_ssrc is None  # the subscriber sees our SSRC, not the publisher's
+    assert {p.ssrc for p in seen} == {down.ssrc}
+
+    down.paused = True
+    paused_at = len(seen)
+    sent_when_paused = down.packets_sent
+    await poll_until(
+        lambda: room.ups["audio"].packets_received > 80 + sent_when_paused, message="time passes"
+    )
+    assert down.packets_sent == sent_when_paused
+    down.paused = False
+    await poll_until(lambda: len(seen) >= paused_at + 30, message="audio after resume")
+
+    seqs = [p.sequence_number for p in seen]
+    for a, b in zip(seqs, seqs[1:], strict=False):
+        assert (b - a) & 0xFFFF == 1, (a, b)
+    before, after = seen[paused_at - 1], seen[paused_at]
+    gap = (after.timestamp - before.timestamp) & 0xFFFFFFFF
+    assert 0 < gap < 0x80000000 and gap > 960  # time moved on by the pause, never backwards
+
+
+async def test_lost_packet_is_retransmitted_from_the_cache(room: Room) -> None:
+    sub = await room.subscribe(kinds=("video",))
+    down = sub.downs[0]
+    seen: list[int] = []
+    receiver = next(t.receiver for t in sub.pc.getTransceivers() if t.kind == "video")
+    internals.tap_receiver_rtp(receiver, lambda p, _t: seen.append(p.sequence_number))
+    await poll_until(lambda: len(seen) >= 20, timeout=20, message="video flows")
+
+    dropped: list[int] = []
+    transmit = down._transmit
+
+    def lossy(data: bytes) -> bool:
+        if not dropped:
+            seq = int.from_bytes(data[2:4], "big")
+            if not 200 <= data[1] <= 206:  # RTP, not RTCP
+                dropped.append(seq)
+                down._transmit = transmit  # type: ignore[method-assign]
+                return True  # pretend sent; the subscriber never gets it
+        return transmit(data)
+
+    down._transmit = lossy  # type: ignore[method-assign]
+    await poll_until(lambda: dropped, message="a packet dropped")
+    # lossy() never sent it, so only a NACK answered from the cache can deliver it
+    await poll_until(lambda: dropped[0] in seen, timeout=10, message="retransmission after NACK")
+    assert down.nacks_answered >= 1
+
+
+async def test_pli_from_subscribers_reaches_publisher_throttled(room: Room) -> None:
+    sub = await room.subscribe(kinds=("video",))
+    down = sub.downs[0]
+    await poll_until(lambda: down.packets_sent > 10, timeout=20, message="video flows")
+    plis: list[float] = []
+    loop = asyncio.get_running_loop()
+    pub_sender = next(t.sender for t in room.pub.getTransceivers() if t.kind == "video")
+
+    def on_rtcp(packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+            plis.append(loop.time())
+
+    internals.tap_sender_rtcp(pub_sender, on_rtcp)
+    sub_transport = next(t.receiver for t in sub.pc.getTransceivers()).transport
+    received_before = down.keyframe_requests_received
+    for _ in range(30):  # a burst from the subscriber over ~1.5 s
+        pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1234, media_ssrc=down.ssrc)
+        assert internals.send_rtp_sync(sub_transport, bytes(pli))
+        await asyncio.sleep(0.05)
+    await poll_until(lambda: down.keyframe_requests_received - received_before >= 25, message="PLIs at SFU")
+    assert 1 <= len(plis) <= 5, plis
+    gaps = [b - a for a, b in zip(plis, plis[1:], strict=False)]
+    assert all(g >= 0.45 for g in gaps), gaps
+
+
+async def test_exceptions_on_the_media_path_do_not_stop_receiving(room: Room) -> None:
+    sub1 = await room.subscribe(kinds=("audio",))
+    sub2 = await room.subscribe(kinds=("audio",))
+    bad, good = sub1.downs[0], sub2.downs[0]
+    await poll_until(lambda: bad.packets_sent > 5 and good.packets_sent > 5, timeout=20, message="flows")
+
+    def boom(*args: object) -> None:
+        raise RuntimeError("broken down track")
+
+    errors = STATS.errors
+    bad.forward = boom  # type: ignore[method-assign]
+    mark = good.packets_sent
+    await poll_until(lambda: good.packets_sent > mark + 25, message="the other subscriber still gets audio")
+    assert STATS.errors > errors
+
+    up = room.ups["audio"]
+    handle = up._handle_rtp
+
+    def up_boom(*args: object) -> None:
+        raise ValueError("broken up track")
+
+    up._handle_rtp = up_boom  # type: ignore[method-assign]
+    errors = STATS.errors
+    await poll_until(lambda: STATS.errors > errors + 10, message="errors counted")
+    up._handle_rtp = handle  # type: ignore[method-assign]
+    mark = good.packets_sent
+    await poll_until(lambda: good.packets_sent > mark + 10, message="receive loop survived")
+    assert room.sfu_in.connectionState == "connected"
+
+
+async def test_every_ice_socket_binds_inside_the_port_range(
+    room: Room, publisher: Callable[..., Awaitable[Room]]
+) -> None:
+    sub = await room.subscribe()
+    await poll_until(lambda: len(sub.tracks) == 2, timeout=20, message="connected")
+    extra = await publisher(kinds=("audio",))
+    try:
+        rtc = internals._ports
+        assert rtc is not None
+        pcs = [room.sfu_in, room.pub, *room.pcs, extra.pub, extra.sfu_in]
+        ports = []
+        for pc in pcs:
+            for line in pc.localDescription.sdp.splitlines():
+                if line.startswith("a=candidate:") and " udp " in line.lower():
+                    ports.append(int(line.split()[5]))
+        assert len(ports) >= len(pcs)
+        assert all(rtc.start <= p <= rtc.end for p in ports), ports
+        # and every UDP socket this process holds (ICE gathers nowhere else) is inside the range
+        bound = _own_udp_ports()
+        assert bound <= set(ports)  # (the offerer closed its unbundled sockets)
+        assert bound and all(rtc.start <= p <= rtc.end for p in bound), bound
+    finally:
+        await extra.close()
+
+
+def _own_udp_ports() -> set[int]:
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/self/net/udp", "/proc/self/net/udp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+async def test_down_track_on_a_transceiver_offered_by_the_client(room: Room) -> None:
+    """v1: the client offers a recvonly m-line; the SFU answers sendonly on it with our msid."""
+    client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sfu = new_peer_connection()
+    room.pcs += [client, sfu]
+    client.addTransceiver("audio", direction="recvonly")
+    got: list[object] = []
+    client.on("track", lambda t: got.append(t))
+    await client.setLocalDescription(await client.createOffer())
+    await sfu.setRemoteDescription(RTCSessionDescription(sdp=client.localDescription.sdp, type="offer"))
+    transceiver = sfu.getTransceivers()[0]
+    down = DownTrack.attach(
+        sfu, room.ups["audio"], stream_id="PA_pub|TR_a", track_id="TR_a", transceiver=transceiver
+    )
+    await sfu.setLocalDescription(await sfu.createAnswer())
+    answer = sfu.localDescription.sdp
+    assert "a=sendonly" in answer
+    assert "a=msid:PA_pub|TR_a TR_a" in answer
+    await client.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    await poll_until(lambda: down.packets_sent > 10, timeout=20, message="audio on the client's m-line")
+    assert got
