@@ -85,7 +85,14 @@ class PyReceiver:
                 self.rejected.append(str(exc))
                 return web.Response(status=401)
             self.events.append(
-                Received(event.id, event.event, event.room.name, time.monotonic(), dict(request.headers), json.loads(text))
+                Received(
+                    event.id,
+                    event.event,
+                    event.room.name,
+                    time.monotonic(),
+                    dict(request.headers),
+                    json.loads(text),
+                )
             )
             return web.Response(text="ok")
 
@@ -215,7 +222,9 @@ async def test_official_receivers_accept_every_event_type(
 ) -> None:
     stack = webhook_stack(make_stack, [receiver.url, node_receiver])
     p: Producer = await producer(stack)
-    participant = lk_models.ParticipantInfo(sid="PA_a", identity="alice", state=lk_models.ParticipantInfo.ACTIVE)
+    participant = lk_models.ParticipantInfo(
+        sid="PA_a", identity="alice", state=lk_models.ParticipantInfo.ACTIVE
+    )
     track = lk_models.TrackInfo(sid="TR_a", type=lk_models.TrackType.AUDIO, name="mic")
     job = lk_agent.Job(id="AJ_a", type=lk_agent.JobType.JT_ROOM, agent_name="bot")
     parts: dict[str, dict[str, Any]] = {
@@ -234,7 +243,9 @@ async def test_official_receivers_accept_every_event_type(
 
     await poll_until(lambda: len(receiver.events) >= len(expected), timeout=30, message="python receiver")
     await poll_until(
-        lambda: len(node_events(node_receiver)["accepted"]) >= len(expected), timeout=30, message="node receiver"
+        lambda: len(node_events(node_receiver)["accepted"]) >= len(expected),
+        timeout=30,
+        message="node receiver",
     )
     assert receiver.rejected == []
     assert [e.event for e in receiver.events] == WEBHOOK_NAMES
@@ -244,7 +255,9 @@ async def test_official_receivers_accept_every_event_type(
     assert first.headers["User-Agent"] == "LiveKit"
     assert not first.headers["Authorization"].startswith("Bearer")
     assert first.body["id"].startswith("EV_") and int(first.body["createdAt"]) > 0
-    assert "numDropped" not in first.body and "created_at" not in first.body  # protojson: camelCase, no defaults
+    assert (
+        "numDropped" not in first.body and "created_at" not in first.body
+    )  # protojson: camelCase, no defaults
     by_name = {e.event: e.body for e in receiver.events}
     assert by_name["track_published"]["track"]["sid"] == "TR_a"
     assert by_name["participant_joined"]["participant"]["identity"] == "alice"
@@ -280,7 +293,9 @@ async def test_endpoint_down_60s_gets_everything_in_order(
     assert metric(stack, "parley_webhook_retried") > 0
     await receiver.start()
 
-    await poll_until(lambda: set(receiver.ids()) >= p.all_ids(), timeout=30, message="all events after outage")
+    await poll_until(
+        lambda: set(receiver.ids()) >= p.all_ids(), timeout=30, message="all events after outage"
+    )
     in_room_order(receiver.events, p)
     assert len(receiver.ids()) == len(set(receiver.ids())), "no duplicates without a crash"
     assert metric(stack, "parley_webhook_expired") == 0
@@ -306,7 +321,9 @@ async def test_killed_mid_stream_loses_nothing(
     stack.restart("webhook")
     await produce(10)
 
-    await poll_until(lambda: set(receiver.ids()) >= p.all_ids(), timeout=60, message="all events after restart")
+    await poll_until(
+        lambda: set(receiver.ids()) >= p.all_ids(), timeout=60, message="all events after restart"
+    )
     assert set(receiver.ids()) == p.all_ids()  # duplicates possible, but only of real ids
     in_room_order(receiver.events, p)
 
@@ -320,10 +337,10 @@ async def test_dead_endpoint_does_not_delay_healthy_one(
     latencies: list[float] = []
     for i in range(15):
         room = f"d{i % 3}"
-        event = await p.emit(room, "participant_joined")
+        event_id = (await p.emit(room, "participant_joined")).id
         sent = time.monotonic()
-        await poll_until(lambda: event.id in receiver.ids(), timeout=10, interval=0.01, message=event.id)
-        latencies.append(next(e.at for e in receiver.events if e.id == event.id) - sent)
+        await poll_until(lambda i=event_id: i in receiver.ids(), timeout=10, interval=0.01, message=event_id)
+        latencies.append(next(e.at for e in receiver.events if e.id == event_id) - sent)
     assert max(latencies) < 2.0, latencies
     assert metric(stack, "parley_webhook_retried") > 0  # the dead one is being retried meanwhile
 
@@ -358,3 +375,51 @@ async def test_two_instances_share_without_double_delivery(
 
 async def _len_at_least(values: Any, n: int) -> bool:
     return len(await values) >= n
+
+
+async def test_room_api_events_reach_the_endpoint(
+    make_stack: Callable[..., Stack], receiver: PyReceiver, node_receiver: str
+) -> None:
+    """End to end: CreateRoom/DeleteRoom via livekit-api -> room-state -> JetStream -> webhook."""
+    stack = make_stack(
+        services=["room-state", "sfu", "signaling", "webhook"],
+        config={"webhook": {"urls": [receiver.url, node_receiver]}},  # each service refuses others' sections
+    )
+    client = lkapi.LiveKitAPI(stack.http_url, stack.api_key, stack.api_secret)
+    try:
+        room = await poll_until(
+            lambda: _create_room(client, "e2e-room"), timeout=30, message="CreateRoom (SFU node known)"
+        )
+        await poll_until(
+            lambda: "room_started" in [e.event for e in receiver.events], timeout=30, message="room_started"
+        )
+        started = next(e for e in receiver.events if e.event == "room_started")
+        assert started.room == "e2e-room" and started.body["room"]["sid"] == room.sid
+        assert started.id.startswith("EV_")
+        await client.room.delete_room(lkapi.DeleteRoomRequest(room="e2e-room"))
+        await poll_until(
+            lambda: "room_finished" in [e.event for e in receiver.events], timeout=30, message="room_finished"
+        )
+        names = [e.event for e in receiver.events if e.room == "e2e-room"]
+        assert names.index("room_started") < names.index("room_finished")
+        assert set(names) <= set(WEBHOOK_NAMES), names  # internal events are not delivered
+        await poll_until(
+            lambda: (
+                {"room_started", "room_finished"}
+                <= {e["event"] for e in node_events(node_receiver)["accepted"]}
+            ),
+            timeout=30,
+            message="node receiver got both",
+        )
+        assert receiver.rejected == [] and node_events(node_receiver)["rejected"] == []
+    finally:
+        await client.aclose()
+
+
+async def _create_room(client: lkapi.LiveKitAPI, name: str) -> lk_models.Room | None:
+    try:
+        return await client.room.create_room(lkapi.CreateRoomRequest(name=name))
+    except lkapi.TwirpError as exc:
+        if exc.code in ("unavailable", "resource_exhausted", "failed_precondition"):
+            return None  # no live SFU node registered yet
+        raise
