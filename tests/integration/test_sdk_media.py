@@ -14,7 +14,9 @@ from parley.testing import Stack
 
 pytestmark = pytest.mark.integration
 
-_spec = importlib.util.spec_from_file_location("sdk_runner", Path(__file__).with_name("sdk_scripts") / "runner.py")
+_spec = importlib.util.spec_from_file_location(
+    "sdk_runner", Path(__file__).with_name("sdk_scripts") / "runner.py"
+)
 assert _spec is not None and _spec.loader is not None
 runner = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(runner)

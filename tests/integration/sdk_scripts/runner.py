@@ -20,7 +20,9 @@ def agents_python() -> str:
 PYTHONS = {"sdk-1.2": sys.executable, "sdk-1.1": agents_python()}
 
 
-async def run_scenario(python: str, scenario: str, args: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+async def run_scenario(
+    python: str, scenario: str, args: dict[str, Any], timeout: float = 120
+) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         python,
         str(SCRIPT),

@@ -158,7 +158,11 @@ async def data(args: dict[str, Any]) -> dict[str, Any]:
         room.on(
             "data_received",
             lambda packet, name=name: received[name].append(
-                (packet.participant.identity if packet.participant else "", packet.topic, packet.data.decode())
+                (
+                    packet.participant.identity if packet.participant else "",
+                    packet.topic,
+                    packet.data.decode(),
+                )
             ),
         )
     await wait_for(lambda: len(a.remote_participants) == 2, 15, "alice sees both")
@@ -212,8 +216,10 @@ async def autosub(args: dict[str, Any]) -> dict[str, Any]:
         mic, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     )
     remote = await wait_for(
-        lambda: b.remote_participants.get("alice")
-        and b.remote_participants["alice"].track_publications.get(pub.sid),
+        lambda: (
+            b.remote_participants.get("alice")
+            and b.remote_participants["alice"].track_publications.get(pub.sid)
+        ),
         15,
         "publication at bob",
     )

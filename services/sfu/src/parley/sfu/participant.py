@@ -16,6 +16,7 @@ from livekit.protocol import models, rtc
 from parley.sfu.outbox import SignalOutbox
 
 NONCE_MEMORY = 1024
+PENDING_DATA = 256
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class Participant:
         self.candidates: dict[int, list[RTCIceCandidate]] = {0: [], 1: []}
         self.sub_negotiation = Negotiation()
         self.last_reliable_seq = 0
+        self.pending_data: dict[str, deque[bytes]] = {}
         self._nonces: deque[bytes] = deque(maxlen=NONCE_MEMORY)
         self._nonce_set: set[bytes] = set()
         self.active = False
@@ -115,20 +117,36 @@ class Participant:
     def data_channel(self, label: str) -> RTCDataChannel | None:
         """Downstream data goes over the primary PC's channel of that kind."""
         channels = self.sub_channels if self.subscriber_primary else self.pub_channels
-        channel = channels.get(label)
-        if channel is None or channel.readyState != "open":
-            return None
-        return channel
+        return channels.get(label)
 
     def send_data(self, label: str, payload: bytes) -> bool:
-        channel = self.data_channel(label)
-        if channel is None or self.closed:
+        """Send now, or keep it (bounded) until the channel opens; False when dropped."""
+        if self.closed:
             return False
+        channel = self.data_channel(label)
+        if channel is None or channel.readyState != "open":
+            pending = self.pending_data.setdefault(label, deque(maxlen=PENDING_DATA))
+            if len(pending) == pending.maxlen:
+                return False
+            pending.append(payload)
+            return True
         try:
             channel.send(payload)
         except Exception:
             return False
         return True
+
+    def flush_data(self) -> None:
+        """A downstream channel opened: send what waited for it."""
+        for label, pending in list(self.pending_data.items()):
+            channel = self.data_channel(label)
+            if channel is None or channel.readyState != "open":
+                continue
+            while pending:
+                try:
+                    channel.send(pending.popleft())
+                except Exception:
+                    pending.clear()
 
     # -- data de-duplication ----------------------------------------------------------------------
     def seen_nonce(self, nonce: bytes) -> bool:

@@ -194,6 +194,13 @@ class Room:
     def _watch_channel(self, p: Participant, channel: RTCDataChannel) -> None:
         label = channel.label
 
+        @channel.on("open")  # type: ignore[untyped-decorator]
+        def on_open() -> None:
+            p.flush_data()
+
+        if channel.readyState == "open":
+            p.flush_data()
+
         @channel.on("message")  # type: ignore[untyped-decorator]
         def on_message(message: bytes | str) -> None:
             if not p.closed:
