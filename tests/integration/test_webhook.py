@@ -352,15 +352,15 @@ async def test_two_instances_share_without_double_delivery(
     p: Producer = await producer(stack)
     kv = await p.bus.key_value("PARLEY_WEBHOOK_LEASES")
 
-    async def owners() -> set[str]:
-        found = set()
+    async def two_owners() -> bool:
+        found: set[str] = set()
         for key in await kv.keys():
             if key.startswith("lease."):
                 entry = await kv.get(key)
                 found.add((entry.value or b"").decode())
-        return found
+        return len(found) >= 2
 
-    await poll_until(lambda: _len_at_least(owners(), 2), timeout=30, message="both instances own partitions")
+    await poll_until(two_owners, timeout=30, message="both instances own partitions")
     rooms = [f"s{i}" for i in range(24)]
     for _ in range(5):
         for room in rooms:
@@ -373,10 +373,6 @@ async def test_two_instances_share_without_double_delivery(
     assert metric(stack, "parley_webhook_delivered", 1) > 0
 
 
-async def _len_at_least(values: Any, n: int) -> bool:
-    return len(await values) >= n
-
-
 async def test_room_api_events_reach_the_endpoint(
     make_stack: Callable[..., Stack], receiver: PyReceiver, node_receiver: str
 ) -> None:
@@ -387,9 +383,11 @@ async def test_room_api_events_reach_the_endpoint(
     )
     client = lkapi.LiveKitAPI(stack.http_url, stack.api_key, stack.api_secret)
     try:
-        room = await poll_until(
-            lambda: _create_room(client, "e2e-room"), timeout=30, message="CreateRoom (SFU node known)"
-        )
+
+        async def create() -> lk_models.Room | None:
+            return await _create_room(client, "e2e-room")
+
+        room: lk_models.Room = await poll_until(create, timeout=30, message="CreateRoom (SFU node known)")
         await poll_until(
             lambda: "room_started" in [e.event for e in receiver.events], timeout=30, message="room_started"
         )
