@@ -7,15 +7,17 @@ import hashlib
 import hmac
 
 import pytest
+import redis.asyncio as aioredis
 
 from parley.bus import ErrorCode, RpcError
 from parley.config.sections import TurnServerConfig
 from parley.protocol.gen.turn.v1 import turn_pb2
+from parley.runtime.processes import free_port
 from parley.turn_alloc.allocator import IceServerAllocator, by_region, turn_urls
 from parley.turn_alloc.config import TurnAllocConfig
 from parley.turn_alloc.credentials import mint, rest_user
 from parley.turn_alloc.health import HealthMonitor
-from parley.turn_alloc.quota import MemoryQuota
+from parley.turn_alloc.quota import MemoryQuota, RedisQuota
 from parley.turn_alloc.stun import ProbeFailed
 
 pytestmark = pytest.mark.unit
@@ -157,3 +159,11 @@ def test_config_requires_a_secret_per_server() -> None:
         TurnAllocConfig.model_validate(
             {"development": True, "turn": {"enabled": True, "servers": [{"host": "h"}]}}
         )
+
+
+async def test_redis_quota_fails_open_when_redis_is_unreachable() -> None:
+    quota = RedisQuota(aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0"), "parley")
+    try:
+        assert await quota.take("p", expires_at=NOW * 2, limit=1)
+    finally:
+        await quota.aclose()

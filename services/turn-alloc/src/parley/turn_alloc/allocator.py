@@ -11,6 +11,7 @@ from parley.bus import subjects
 from parley.config.sections import TurnServerConfig
 from parley.observability import get_logger
 from parley.protocol.gen.turn.v1 import turn_pb2
+from parley.turn_alloc import metrics
 from parley.turn_alloc.config import TurnAllocConfig
 from parley.turn_alloc.credentials import mint, rest_user
 from parley.turn_alloc.errors import QuotaExceeded
@@ -69,6 +70,7 @@ class IceServerAllocator:
             if not await self._quota.take(
                 key, expires_at=expires_at, limit=turn.max_allocations_per_participant
             ):
+                metrics.refused.add(1)
                 log.warning(
                     "TURN quota exhausted",
                     room=request.room_name,
@@ -84,6 +86,7 @@ class IceServerAllocator:
                         urls=turn_urls(server), username=credential.username, credential=credential.password
                     )
                 )
+            metrics.issued.add(1, {"region": request.region or "-"})
             log.debug(
                 "TURN credentials issued",
                 room=request.room_name,

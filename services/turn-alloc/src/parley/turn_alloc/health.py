@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from parley.config.sections import TurnServerConfig
 from parley.observability import TaskSet, get_logger
+from parley.turn_alloc import metrics
 from parley.turn_alloc.stun import ProbeFailed, insecure_tls, probe_stream, probe_udp
 
 log = get_logger("parley.turn_alloc.health")
@@ -93,6 +94,7 @@ class HealthMonitor:
             state.last_error = str(exc)
             if state.healthy and state.failures >= self._unhealthy_after:
                 state.healthy = False
+                metrics.health_changes.add(1, {"server": label, "healthy": "false"})
                 log.warning(
                     "TURN server unhealthy: no longer handed out",
                     server=label,
@@ -102,6 +104,7 @@ class HealthMonitor:
                 )
             return
         if not state.healthy:
+            metrics.health_changes.add(1, {"server": label, "healthy": "true"})
             log.info("TURN server healthy again", server=label, region=state.server.region)
         state.healthy = True
         state.failures = 0

@@ -12,6 +12,11 @@ import uuid
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from parley.observability import get_logger
+
+log = get_logger("parley.turn_alloc.quota")
 
 # KEYS[1] = the participant's set; ARGV = now, expires_at, limit, member.
 _TAKE = """
@@ -42,10 +47,16 @@ class RedisQuota:
         self._script = client.register_script(_TAKE)
 
     async def take(self, key: str, *, expires_at: float, limit: int) -> bool:
-        result = await self._script(
-            keys=[f"{self._prefix}:turn:quota:{key}"],
-            args=[time.time(), expires_at, limit, uuid.uuid4().hex],
-        )
+        """Fails open: with Redis unreachable the credential is issued uncounted (and logged),
+        because a participant without TURN may not connect at all."""
+        try:
+            result = await self._script(
+                keys=[f"{self._prefix}:turn:quota:{key}"],
+                args=[time.time(), expires_at, limit, uuid.uuid4().hex],
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("TURN quota store unreachable: credential not counted", key=key, error=str(exc))
+            return True
         return bool(int(result))
 
     async def aclose(self) -> None:
