@@ -25,6 +25,7 @@ from parley.runtime.processes import ManagedProcess, NatsServer, ValkeyServer, f
 START_TIMEOUT = 90.0
 """Seconds a service may take to answer /healthz (first start compiles bytecode on 2 busy cores)."""
 LOG_TAIL_CHARS = 4000
+EDGE = "signaling"
 DEFAULT_NATS_PORT = 4222
 DEFAULT_VALKEY_PORT = 6379
 
@@ -108,14 +109,20 @@ class DevStack:
             on_progress(f"starting valkey on {self.valkey.address}")
             self._start_infra("valkey", self.valkey.start, self.log_dir / "valkey.log")
             self.plan.use_redis(self.valkey.address)
-        for service in self.services:
-            self._launch(service)
-        on_progress(f"starting {', '.join(self.services)}")
-        for running in self.running:
-            self._wait_http(f"http://127.0.0.1:{running.health_port}/healthz", running)
-        edge = next((r for r in self.running if r.name == "signaling"), None)
-        if edge is not None:
+        # The edge first: it answers GET / (and shows the URL works) while the rest is importing.
+        edge_first = sorted(self.services, key=lambda s: s != EDGE)
+        if edge_first and edge_first[0] == EDGE:
+            edge = self._launch(EDGE)
+            on_progress(f"starting {EDGE}")
+            self._wait_http(f"http://127.0.0.1:{edge.health_port}/healthz", edge)
             self._wait_http(f"http://127.0.0.1:{self.plan.config.port}/", edge)
+            on_progress(f"edge answering on http://127.0.0.1:{self.plan.config.port}")
+            edge_first = edge_first[1:]
+        launched = [self._launch(service) for service in edge_first]
+        if launched:
+            on_progress(f"starting {', '.join(edge_first)}")
+        for running in launched:
+            self._wait_http(f"http://127.0.0.1:{running.health_port}/healthz", running)
 
     def _start_infra(self, name: str, start: Callable[[], None], log_path: Path) -> None:
         try:
@@ -123,7 +130,7 @@ class DevStack:
         except Exception as exc:
             raise DevStackError(f"{name} did not start: {exc}\n{_tail(log_path)}") from exc
 
-    def _launch(self, service: str) -> None:
+    def _launch(self, service: str) -> RunningService:
         health_port = free_port()
         body, overrides = self.plan.for_service(service)
         process = service_process(
@@ -136,6 +143,7 @@ class DevStack:
         running = RunningService(service, process, health_port, process.log_path)
         process.start()
         self.running.append(running)
+        return running
 
     def _wait_http(self, url: str, service: RunningService) -> None:
         deadline = time.monotonic() + START_TIMEOUT
