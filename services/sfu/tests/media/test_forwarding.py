@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import itertools
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -87,7 +87,7 @@ async def test_ssrc_seq_and_timestamps_rewritten_continuously_across_pause(room:
     await poll_until(lambda: len(seen) >= paused_at + 30, message="audio after resume")
 
     seqs = [p.sequence_number for p in seen]
-    for a, b in zip(seqs, seqs[1:], strict=False):
+    for a, b in itertools.pairwise(seqs):
         assert (b - a) & 0xFFFF == 1, (a, b)
     before, after = seen[paused_at - 1], seen[paused_at]
     gap = (after.timestamp - before.timestamp) & 0xFFFFFFFF
@@ -142,7 +142,7 @@ async def test_pli_from_subscribers_reaches_publisher_throttled(room: Room) -> N
         await asyncio.sleep(0.05)
     await poll_until(lambda: down.keyframe_requests_received - received_before >= 25, message="PLIs at SFU")
     assert 1 <= len(plis) <= 5, plis
-    gaps = [b - a for a, b in zip(plis, plis[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(plis)]
     assert all(g >= 0.45 for g in gaps), gaps
 
 
@@ -205,7 +205,7 @@ def _own_udp_ports() -> set[int]:
     inodes = set()
     for fd in Path("/proc/self/fd").iterdir():
         try:
-            target = os.readlink(fd)
+            target = str(fd.readlink())
         except OSError:
             continue
         if target.startswith("socket:["):

@@ -29,10 +29,10 @@ class RtpWriter:
         self._audio_id = extension_ids.get(URI_AUDIO_LEVEL, 0)
         self._ast_id = extension_ids.get(URI_ABS_SEND_TIME, 0)
         ids = [i for i in (self._mid_id, self._audio_id, self._ast_id) if i]
-        self._one_byte = all(1 <= i <= 14 for i in ids) and 1 <= len(self._mid) <= 16
-        self._mid_elem = (
-            bytes([(self._mid_id << 4) | (len(self._mid) - 1)]) + self._mid if self._mid_id else b""
-        )
+        self._one_byte = all(1 <= i <= 14 for i in ids) and (not self._mid_id or len(self._mid) <= 16)
+        self._mid_elem = b""
+        if self._mid_id and self._one_byte:
+            self._mid_elem = bytes([(self._mid_id << 4) | (len(self._mid) - 1)]) + self._mid
 
     def write(
         self,

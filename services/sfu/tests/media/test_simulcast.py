@@ -1,0 +1,215 @@
+"""Simulcast: the answer to a Chrome-style q/h/f offer, and layer selection fed with rid-tagged RTP."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiortc import RTCSessionDescription, sdp
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
+from aiortc.rtp import RtpPacket
+
+from parley.config import RtcConfig
+from parley.sfu.media import DownTrack, UpTrack, configure, new_peer_connection, prepare_answer
+from parley.sfu.media.aiortc_internals import URI_MID, URI_RID
+from parley.sfu.media.simulcast_sdp import offered_simulcast_layers
+
+pytestmark = pytest.mark.unit
+
+OFFER = (Path(__file__).parent / "fixtures" / "chrome_simulcast_offer.sdp").read_text().replace("\n", "\r\n")
+
+
+@pytest.fixture(autouse=True)
+def _configured() -> None:
+    configure(RtcConfig(use_loopback=True, port_range_start=41000, port_range_end=41999))
+
+
+def _section(sdp: str, mid: str) -> list[str]:
+    sections: list[list[str]] = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            sections.append([])
+        if sections:
+            sections[-1].append(line)
+    return next(s for s in sections if f"a=mid:{mid}" in s)
+
+
+async def test_answer_to_a_chrome_simulcast_offer_accepts_every_layer() -> None:
+    assert offered_simulcast_layers(OFFER) == {"1": ["q", "h", "f"]}
+    pc = new_peer_connection()
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=OFFER, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        raw = pc.localDescription.sdp
+        assert "a=simulcast" not in raw  # what aiortc alone does
+        answer = prepare_answer(OFFER, raw)
+    finally:
+        await pc.close()
+    video = _section(answer, "1")
+    assert "a=recvonly" in video
+    assert [x for x in video if x.startswith("a=rid:")] == ["a=rid:q recv", "a=rid:h recv", "a=rid:f recv"]
+    assert "a=simulcast:recv q;h;f" in video
+    # the RID header extensions are negotiated with the offer's ids (libwebrtc requires it)
+    assert f"a=extmap:10 {URI_RID}" in video
+    assert "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id" in video
+    assert not any("red/" in x or "ulpfec" in x for x in video)  # never RED
+    assert any("VP8/90000" in x for x in video)
+    audio = _section(answer, "0")
+    assert not any(x.startswith(("a=rid", "a=simulcast")) for x in audio)
+    assert answer.endswith("\r\n") and "\r\n\r\n" not in answer
+    parsed = sdp.SessionDescription.parse(answer)  # still valid SDP for aiortc's parser
+    assert [m.kind for m in parsed.media] == ["audio", "video", "application"]
+
+
+def test_prepare_answer_leaves_answers_without_simulcast_alone() -> None:
+    plain = OFFER.replace("a=simulcast:send q;h;f\r\n", "")
+    assert (
+        prepare_answer(plain, "v=0\r\nm=video 9 X 96\r\na=mid:1\r\n")
+        == "v=0\r\nm=video 9 X 96\r\na=mid:1\r\n"
+    )
+
+
+def test_python_sdk_h_q_order_and_paused_layers() -> None:
+    offer = OFFER.replace("a=rid:f send\r\n", "").replace("a=simulcast:send q;h;f", "a=simulcast:send h;~q")
+    answer = prepare_answer(offer, "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\n")
+    assert "a=rid:h recv\r\na=rid:q recv\r\na=simulcast:recv h;q\r\n" in answer
+
+
+# ---- layer selection, fed with RTP packets carrying the rid extension
+
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+EXTS = [
+    RTCRtpHeaderExtensionParameters(id=4, uri=URI_MID),
+    RTCRtpHeaderExtensionParameters(id=10, uri=URI_RID),
+]
+KEY = (
+    bytes([0x90, 0x80, 0x01, 0x00, 0x00, 0x00])
+    + b"\x9d\x01\x2a"
+    + (640).to_bytes(2, "little")
+    + (360).to_bytes(2, "little")
+)
+DELTA = bytes([0x90, 0x80, 0x01, 0x01, 0, 0, 0])
+
+
+class Harness:
+    def __init__(self, up: UpTrack, down: DownTrack) -> None:
+        self.up, self.down = up, down
+        self.out: list[tuple[int, int, int]] = []  # (seq, ts, source ssrc)
+        self.seq = {"q": 100, "h": 5000, "f": 30000}
+        self.ssrc = {"q": 1111, "h": 2222, "f": 3333}
+        self.ts = {"q": 10, "h": 1_000_000, "f": 7_000_000}
+        self.last_ssrc = 0
+        down._transmit = self._capture  # type: ignore[method-assign]
+
+    def _capture(self, data: bytes) -> bool:
+        if 200 <= data[1] <= 206:
+            return True
+        self.out.append((int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8], "big"), self.last_ssrc))
+        return True
+
+    def feed(self, rid: str, key: bool = False) -> None:
+        packet = RtpPacket(
+            payload_type=96, sequence_number=self.seq[rid], timestamp=self.ts[rid], ssrc=self.ssrc[rid]
+        )
+        packet.payload = KEY if key else DELTA
+        packet.extensions.rtp_stream_id = rid
+        packet.extensions.mid = "0"
+        self.seq[rid] = (self.seq[rid] + 1) & 0xFFFF
+        self.ts[rid] += 3000
+        self.last_ssrc = self.ssrc[rid]
+        self.up._on_rtp(packet, 0)
+
+    def sources(self) -> list[int]:
+        return [s for _, _, s in self.out]
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    pub_side = new_peer_connection()
+    sub_side = new_peer_connection()
+    transceiver = pub_side.addTransceiver("video", direction="recvonly")
+    receiver: Any = transceiver.receiver
+    up = UpTrack(receiver, kind="video", mid="0", track_sid="TR_v")
+    await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8], headerExtensions=EXTS, muxId="0"))
+    down = DownTrack.attach(sub_side, up, stream_id="PA_p|TR_v", track_id="TR_v")
+    sender: Any = down.transceiver.sender
+    await sender.send(RTCRtpSendParameters(codecs=[VP8], headerExtensions=EXTS[:1], muxId="3"))
+    try:
+        yield Harness(up, down)
+    finally:
+        down.close()
+        up.close()
+        await pub_side.close()
+        await sub_side.close()
+
+
+async def test_forwards_the_best_layer_and_switches_only_on_keyframes(harness: Harness) -> None:
+    h = harness
+    for _ in range(3):
+        h.feed("q")  # no keyframe yet: nothing forwarded
+    assert h.out == []
+    h.feed("q", key=True)
+    for _ in range(3):
+        h.feed("q")
+    assert h.sources() == [1111] * 4 and h.down.current_layer == "q"
+
+    h.feed("h")  # a better layer appears, but mid-frame: keep q until h's keyframe
+    h.feed("q")
+    assert h.sources()[-1] == 1111
+    h.feed("h", key=True)
+    h.feed("q")
+    h.feed("h")
+    assert h.sources()[-2:] == [2222, 2222] and h.down.current_layer == "h"
+
+    h.feed("f")
+    h.feed("f", key=True)
+    h.feed("h")
+    h.feed("f")
+    assert h.down.current_layer == "f" and h.sources()[-2:] == [3333, 3333]
+    assert h.up.layers == ["q", "h", "f"]
+    assert (h.up.width, h.up.height) == (640, 360)
+
+    # output: one SSRC, contiguous sequence numbers, timestamps never going back across switches
+    seqs = [s for s, _, _ in h.out]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+    tss = [t for _, t, _ in h.out]
+    assert all(0 <= (b - a) & 0xFFFFFFFF < 0x80000000 for a, b in itertools.pairwise(tss))
+
+
+async def test_falls_back_when_the_top_layer_stops(harness: Harness) -> None:
+    h = harness
+    h.feed("h", key=True)
+    h.feed("f", key=True)
+    h.feed("f")
+    assert h.down.current_layer == "f"
+    layer_f = next(x for x in h.up._layers if x.rid == "f")
+    layer_f.last_seen -= 5  # f went quiet
+    h.up._best_at -= 5
+    h.feed("h")  # not a keyframe: wait for one
+    assert h.down.current_layer == "f"
+    h.feed("h", key=True)
+    assert h.down.current_layer == "h"
+    assert h.sources()[-1] == 2222
+
+
+async def test_paused_down_track_forwards_nothing_and_resumes_on_a_keyframe(harness: Harness) -> None:
+    h = harness
+    h.feed("q", key=True)
+    h.down.paused = True
+    h.feed("q", key=True)
+    assert len(h.out) == 1
+    h.down.paused = False
+    h.feed("q")
+    assert len(h.out) == 1
+    h.feed("q", key=True)
+    assert len(h.out) == 2
+    assert (h.out[1][0] - h.out[0][0]) & 0xFFFF == 1
