@@ -117,7 +117,10 @@ class Scheduler:
         now = now_ms()
         pool = [w for w in await self._store.pool(job.type, job.agent_name) if w.matches(job)]
         timeout_ms = int(self._section.worker_timeout * 1000)
-        for worker in weighted_order(eligible(pool, self._threshold, now, timeout_ms)):
+        candidates = eligible(pool, self._threshold, now, timeout_ms)
+        if not candidates:
+            log.info("no worker available for the job", room=job.room.name, job=job.id, registered=len(pool))
+        for worker in weighted_order(candidates):
             await self._store.schedule(job.id, now_ms() + self._lease_ms)
             request = pb.OfferJobRequest(worker_id=worker.worker_id, resuming=resuming)
             request.job.CopyFrom(job)
