@@ -1,0 +1,210 @@
+"""/rtc at the wire level: validation before the upgrade, keepalives, refresh, resume, duplicate
+identity and bad input. A raw WebSocket client speaks the LiveKit protobuf protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from livekit.protocol import models, rtc
+
+from parley.auth import Claims, VideoGrant, create_token
+from parley.testing import Stack, poll_until
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ["room-state", "sfu", "signaling"]
+QUERY = "sdk=python&protocol=17&client_protocol=2&auto_subscribe=1"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(log_dir=tmp_path_factory.mktemp("rtc-stack"), services=SERVICES).start()
+    yield s
+    s.stop()
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def token(stack: Stack, identity: str = "alice", room: str = "", **grant: Any) -> str:
+    grant.setdefault("room_join", True)
+    video = VideoGrant(room=room or f"r-{uuid.uuid4().hex[:8]}", **grant)
+    return create_token(stack.api_key, stack.api_secret, Claims(identity=identity, video=video))
+
+
+class RawClient:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    async def recv(self, timeout: float = 10.0) -> rtc.SignalResponse:
+        msg = await asyncio.wait_for(self.ws.receive(), timeout)
+        assert msg.type == aiohttp.WSMsgType.BINARY, f"expected a frame, got {msg.type} {msg.data!r}"
+        response = rtc.SignalResponse()
+        response.ParseFromString(msg.data)
+        return response
+
+    async def until(self, kind: str, timeout: float = 10.0) -> rtc.SignalResponse:
+        deadline = time.monotonic() + timeout
+        while True:
+            response = await self.recv(max(0.1, deadline - time.monotonic()))
+            if response.WhichOneof("message") == kind:
+                return response
+
+    async def close_code(self, timeout: float = 10.0) -> int | None:
+        """Read (and drop) frames until the server closes; its close code."""
+        closing = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+        while (await asyncio.wait_for(self.ws.receive(), timeout)).type not in closing:
+            pass
+        return self.ws.close_code
+
+    async def send(self, request: rtc.SignalRequest) -> None:
+        await self.ws.send_bytes(request.SerializeToString())
+
+
+async def join(http: aiohttp.ClientSession, stack: Stack, tok: str, query: str = QUERY) -> RawClient:
+    ws = await http.ws_connect(
+        f"{stack.ws_url}/rtc?{query}", headers={"Authorization": f"Bearer {tok}"}, max_msg_size=0
+    )
+    return RawClient(ws)
+
+
+async def test_refusals_before_upgrade(stack: Stack, http: aiohttp.ClientSession) -> None:
+    bad = create_token(
+        stack.api_key, "x" * 40, Claims(identity="a", video=VideoGrant(room_join=True, room="r"))
+    )
+    cases = [
+        ({"Authorization": f"Bearer {bad}"}, 401),
+        ({"Authorization": f"Bearer {token(stack, room_join=False)}"}, 401),
+        ({"Authorization": f"Bearer {token(stack, identity='')}"}, 400),
+        ({}, 401),
+    ]
+    for headers, status in cases:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(f"{stack.ws_url}/rtc?{QUERY}", headers=headers)
+        assert info.value.status == status
+        async with http.get(f"{stack.http_url}/rtc/validate", headers=headers) as resp:
+            assert resp.status == status
+            assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    async with http.get(f"{stack.http_url}/rtc/validate?access_token={token(stack)}") as resp:
+        assert resp.status == 200 and await resp.text() == "success"
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    # v1 is answered 404 without the "room does not exist" body, so every SDK falls back to /rtc
+    async with http.get(f"{stack.http_url}/rtc/v1/validate?access_token={token(stack)}") as resp:
+        assert resp.status == 404
+        assert "requested room does not exist" not in await resp.text()
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await http.ws_connect(
+            f"{stack.ws_url}/rtc/v1?join_request=x", headers={"Authorization": f"Bearer {token(stack)}"}
+        )
+    assert info.value.status == 404
+
+
+async def test_join_keepalive_refresh_and_resume(stack: Stack, http: aiohttp.ClientSession) -> None:
+    client = await join(http, stack, token(stack))
+    first = await client.recv()
+    assert first.WhichOneof("message") == "join"
+    j = first.join
+    assert j.room.sid.startswith("RM_") and j.participant.sid.startswith("PA_")
+    assert j.participant.permission.can_publish and j.ping_interval == 5 and j.ping_timeout == 15
+    assert j.server_info.agent_protocol == 1 and j.server_version >= "1.8.0"
+    assert j.subscriber_primary and j.fast_publish
+    assert j.client_configuration.resume_connection == models.ClientConfigSetting.DISABLED
+    refresh = await client.until("refresh_token")
+    assert refresh.refresh_token.count(".") == 2
+    offer = await client.until("offer")
+    assert "m=application" in offer.offer.sdp and offer.offer.id >= 1
+    await client.send(rtc.SignalRequest(ping=1234))
+    assert (await client.until("pong")).pong > 0
+    await client.send(rtc.SignalRequest(ping_req=rtc.Ping(timestamp=42, rtt=1)))
+    assert (await client.until("pong_resp")).pong_resp.last_ping_timestamp == 42
+    # a resume is refused with a full-rejoin leave as the first frame
+    resume = await join(http, stack, token(stack), query=f"{QUERY}&reconnect=1&sid={j.participant.sid}")
+    leave = await resume.recv()
+    assert leave.WhichOneof("message") == "leave"
+    assert leave.leave.reason == models.DisconnectReason.STATE_MISMATCH
+    assert leave.leave.action == rtc.LeaveRequest.Action.RECONNECT
+    await client.ws.close()
+
+
+async def test_duplicate_identity_kicks_the_older_session(stack: Stack, http: aiohttp.ClientSession) -> None:
+    room = f"dup-{uuid.uuid4().hex[:6]}"
+    old = await join(http, stack, token(stack, "same", room))
+    assert (await old.recv()).WhichOneof("message") == "join"
+    new = await join(http, stack, token(stack, "same", room))
+    assert (await new.recv()).WhichOneof("message") == "join"
+    leave = await old.until("leave")
+    assert leave.leave.reason == models.DisconnectReason.DUPLICATE_IDENTITY
+    await new.ws.close()
+
+
+async def test_bad_input_hurts_only_the_offender(stack: Stack, http: aiohttp.ClientSession) -> None:
+    room = f"bad-{uuid.uuid4().hex[:6]}"
+    bystander = await join(http, stack, token(stack, "bystander", room))
+    assert (await bystander.recv()).WhichOneof("message") == "join"
+
+    # garbage and truncated protobuf: closed with 1007 and a reason
+    for payload in (
+        b"\xff\xfe\xfd garbage",
+        rtc.SignalRequest(ping=5).SerializeToString()[:-1] + b"\x0a\x05ab",
+    ):
+        offender = await join(http, stack, token(stack, f"g-{uuid.uuid4().hex[:4]}", room))
+        assert (await offender.recv()).WhichOneof("message") == "join"
+        await offender.ws.send_bytes(payload)
+        assert await offender.close_code() == 1007
+
+    # an oversized frame: closed with 1009 (message too big)
+    big = await join(http, stack, token(stack, "big", room))
+    assert (await big.recv()).WhichOneof("message") == "join"
+    await big.ws.send_bytes(b"\x00" * (2 * 1024 * 1024 + 10))
+    # the edge closes with 1009 as soon as the header announces the size; the client may still be
+    # writing the rest, so the TCP reset can beat the close frame (then the client sees 1006)
+    assert await big.close_code() in (1009, 1006)
+    await poll_until(lambda: "exceeds limit 2097152" in stack.log("signaling"), message="size refusal logged")
+
+    # publish without permission, unknown track ids, metadata without permission
+    limited = await join(http, stack, token(stack, "limited", room, can_publish=False))
+    assert (await limited.recv()).WhichOneof("message") == "join"
+    await limited.send(
+        rtc.SignalRequest(add_track=rtc.AddTrackRequest(cid="c1", name="mic", type=models.TrackType.AUDIO))
+    )
+    refused = await limited.until("request_response")
+    assert refused.request_response.reason == rtc.RequestResponse.Reason.NOT_ALLOWED
+    await limited.send(rtc.SignalRequest(mute=rtc.MuteTrackRequest(sid="TR_doesnotexist", muted=True)))
+    await limited.send(
+        rtc.SignalRequest(subscription=rtc.UpdateSubscription(track_sids=["TR_nope"], subscribe=True))
+    )
+    await limited.send(
+        rtc.SignalRequest(update_metadata=rtc.UpdateParticipantMetadata(metadata="m", request_id=7))
+    )
+    denied = await limited.until("request_response")
+    assert denied.request_response.request_id == 7
+    assert denied.request_response.reason == rtc.RequestResponse.Reason.NOT_ALLOWED
+
+    # an SDP without media: the offender gets a leave
+    nomedia = await join(http, stack, token(stack, "nomedia", room))
+    assert (await nomedia.recv()).WhichOneof("message") == "join"
+    sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    await nomedia.send(rtc.SignalRequest(offer=rtc.SessionDescription(type="offer", sdp=sdp, id=1)))
+    leave = await nomedia.until("leave")
+    assert leave.leave.action == rtc.LeaveRequest.Action.DISCONNECT
+
+    # the bystander still gets answers, and a newcomer still joins
+    await bystander.send(rtc.SignalRequest(ping_req=rtc.Ping(timestamp=9)))
+    assert (await bystander.until("pong_resp")).pong_resp.last_ping_timestamp == 9
+    newcomer = await join(http, stack, token(stack, "newcomer", room))
+    j = await newcomer.recv()
+    assert j.WhichOneof("message") == "join"
+    assert "bystander" in {p.identity for p in j.join.other_participants}
+    await bystander.ws.close()
+    await newcomer.ws.close()
