@@ -109,6 +109,9 @@ class WebhookService:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._lease_task
+        for couriers in self._couriers.values():  # stop them all at once, then settle each lease
+            for courier, _ in couriers:
+                courier.stop()
         if self._leases is not None:
             await self._leases.release_all()
 
