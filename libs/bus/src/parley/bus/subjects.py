@@ -20,6 +20,7 @@ SFU_NODES = f"{PREFIX}.nodes.sfu"
 
 ROOM_STATE_QUEUE = "room-state"
 SFU_QUEUE = "sfu"
+TURN_ALLOC_QUEUE = "turn-alloc"
 
 
 def room_token(room_name: str) -> str:
