@@ -8,11 +8,12 @@ import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from parley.cli import devconfig
-from parley.cli.devstack import DevStack, Interrupted, has_main, port_is_free, preferred_port
 from parley.cli.errors import DevStackError, UsageError
-from parley.runtime.processes import SERVICES
+
+if TYPE_CHECKING:
+    from parley.cli.devstack import DevStack
 
 DEFAULT_GRPC_PORT = 7890
 
@@ -40,6 +41,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: `parley token` should not pay for the process runtime
+    from parley.cli import devconfig
+    from parley.cli.devstack import DevStack, Interrupted, has_main, port_is_free, preferred_port
+    from parley.runtime.processes import SERVICES
+
     plan = devconfig.plan(
         config_file=args.config,
         port=args.port,

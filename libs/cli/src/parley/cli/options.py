@@ -11,8 +11,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from parley.config import DEV_API_KEY, DEV_API_SECRET
-
 DEFAULT_URL = "http://127.0.0.1:7880"
 
 
@@ -34,6 +32,8 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
 
 def api_options(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ApiOptions:
     """Flags win over env vars, env vars over the dev defaults."""
+    from parley.config import DEV_API_KEY, DEV_API_SECRET  # pydantic: only when a command runs
+
     environ = os.environ if env is None else env
     return ApiOptions(
         url=args.url or environ.get("LIVEKIT_URL") or DEFAULT_URL,

@@ -6,14 +6,14 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
-
-import aiohttp
-from livekit import api
-from livekit.protocol import models
+from typing import TYPE_CHECKING, TypeVar
 
 from parley.cli.errors import ApiCallError
 from parley.cli.options import ApiOptions, add_api_options, api_options
+
+if TYPE_CHECKING:
+    from livekit import api
+    from livekit.protocol import models
 
 T = TypeVar("T")
 
@@ -47,6 +47,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _run(
     args: argparse.Namespace, action: Callable[[api.LiveKitAPI, argparse.Namespace], Awaitable[T]]
 ) -> int:
+    import aiohttp
+    from livekit import api
+
     opts = api_options(args)
 
     async def call() -> T:
@@ -63,10 +66,14 @@ def _run(
 
 
 def _client(opts: ApiOptions) -> api.LiveKitAPI:
+    from livekit import api
+
     return api.LiveKitAPI(opts.url, opts.api_key, opts.api_secret, failover=False)
 
 
 async def _list(client: api.LiveKitAPI, args: argparse.Namespace) -> None:
+    from livekit import api
+
     response = await client.room.list_rooms(api.ListRoomsRequest(names=args.names))
     rows = [format_room(room) for room in response.rooms]
     header = ("NAME", "SID", "PARTICIPANTS", "CREATED", "METADATA")
@@ -76,6 +83,8 @@ async def _list(client: api.LiveKitAPI, args: argparse.Namespace) -> None:
 
 
 async def _create(client: api.LiveKitAPI, args: argparse.Namespace) -> None:
+    from livekit import api
+
     room = await client.room.create_room(
         api.CreateRoomRequest(
             name=args.name,
@@ -89,6 +98,8 @@ async def _create(client: api.LiveKitAPI, args: argparse.Namespace) -> None:
 
 
 async def _delete(client: api.LiveKitAPI, args: argparse.Namespace) -> None:
+    from livekit import api
+
     await client.room.delete_room(api.DeleteRoomRequest(room=args.name))
     print(f"deleted room {args.name}")
 
