@@ -12,6 +12,7 @@ from parley.cli.durations import parse_duration
 from parley.cli.errors import UsageError
 from parley.cli.options import api_options
 from parley.cli.tokens import build_claims
+from parley.config import ConfigError
 
 pytestmark = pytest.mark.unit
 
@@ -115,5 +116,5 @@ def test_dev_plan_hands_each_service_only_its_section(tmp_path: Path) -> None:
 
 
 def test_dev_plan_invalid_config_names_the_key(tmp_path: Path) -> None:
-    with pytest.raises(devconfig.ConfigError, match=r"rtc\.port_range_end"):
+    with pytest.raises(ConfigError, match=r"rtc\.port_range_end"):
         plan(tmp_path, "rtc.port_range_end=1")
