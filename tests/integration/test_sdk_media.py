@@ -66,3 +66,12 @@ async def test_auto_subscribe_off(stack: Stack, python: str) -> None:
     assert result["subscribed_before"] == [], result
     assert len(result["subscribed_after"]) == 1, result
     assert abs(result["frequency"] - 440.0) < 15, result
+
+
+async def test_room_service_acts_on_live_sessions(stack: Stack, python: str) -> None:
+    result = await runner.run_scenario(python, "commands", scenario_args(stack))
+    assert result["data"] == [["srv", "from-server"]], result
+    assert result["role"] == "host"
+    assert result["disconnect"]["carol"] == result["reasons"]["removed"], result
+    assert result["disconnect"]["alice"] == result["reasons"]["deleted"], result
+    assert result["disconnect"]["bob"] == result["reasons"]["deleted"], result

@@ -238,7 +238,72 @@ async def autosub(args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-SCENARIOS = {"media": media, "data": data, "autosub": autosub}
+async def commands(args: dict[str, Any]) -> dict[str, Any]:
+    """RoomService calls act on live sessions: mute, send data, update (permission), remove, delete."""
+    a = await connect(args, "alice")
+    b = await connect(args, "bob")
+    c = await connect(args, "carol")
+    events: dict[str, Any] = {"muted": [], "unpublished": [], "data": [], "disconnect": {}}
+    b.on("track_muted", lambda participant, pub: events["muted"].append(pub.sid))
+    b.on("track_unpublished", lambda pub, participant: events["unpublished"].append(pub.sid))
+    b.on("data_received", lambda packet: events["data"].append([packet.topic, packet.data.decode()]))
+    for name, room in (("alice", a), ("bob", b), ("carol", c)):
+        room.on("disconnected", lambda reason, name=name: events["disconnect"].__setitem__(name, int(reason)))
+    stop = asyncio.Event()
+    audio = rtc.AudioSource(SAMPLE_RATE, 1)
+    mic = rtc.LocalAudioTrack.create_audio_track("mic", audio)
+    tone = asyncio.create_task(play_tone(audio, stop))
+    pub = await a.local_participant.publish_track(
+        mic, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    )
+    await wait_for(lambda: track_of(b, "alice", rtc.TrackKind.KIND_AUDIO), 20, "audio at bob")
+    http_url = args["url"].replace("ws://", "http://")
+    lk = api.LiveKitAPI(http_url, args["key"], args["secret"])
+    try:
+        await lk.room.mute_published_track(
+            api.MuteRoomTrackRequest(room=args["room"], identity="alice", track_sid=pub.sid, muted=True)
+        )
+        await wait_for(lambda: pub.sid in events["muted"], 10, "server mute at bob")
+        await lk.room.send_data(
+            api.SendDataRequest(
+                room=args["room"],
+                data=b"from-server",
+                kind=api.DataPacket.Kind.RELIABLE,
+                destination_identities=["bob"],
+                topic="srv",
+            )
+        )
+        await wait_for(lambda: events["data"], 10, "server data at bob")
+        await lk.room.update_participant(
+            api.UpdateParticipantRequest(
+                room=args["room"],
+                identity="alice",
+                attributes={"role": "host"},
+                permission=api.ParticipantPermission(can_subscribe=True, can_publish=False),
+            )
+        )
+        await wait_for(lambda: pub.sid in events["unpublished"], 10, "revoked publish unpublishes")
+        role = await wait_for(lambda: b.remote_participants["alice"].attributes.get("role"), 10, "role")
+        await lk.room.remove_participant(api.RoomParticipantIdentity(room=args["room"], identity="carol"))
+        await wait_for(lambda: "carol" in events["disconnect"], 10, "carol removed")
+        await lk.room.delete_room(api.DeleteRoomRequest(room=args["room"]))
+        await wait_for(lambda: {"alice", "bob"} <= set(events["disconnect"]), 10, "room deleted")
+    finally:
+        await lk.aclose()
+    stop.set()
+    await tone
+    return {
+        "data": events["data"],
+        "role": role,
+        "disconnect": events["disconnect"],
+        "reasons": {
+            "removed": int(rtc.DisconnectReason.PARTICIPANT_REMOVED),
+            "deleted": int(rtc.DisconnectReason.ROOM_DELETED),
+        },
+    }
+
+
+SCENARIOS = {"media": media, "data": data, "autosub": autosub, "commands": commands}
 
 
 def main() -> None:
