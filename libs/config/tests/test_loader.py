@@ -185,10 +185,6 @@ def test_livekit_keys_refused_when_short_outside_development() -> None:
         load_config(ParleyConfig, env={"LIVEKIT_KEYS": "APIone: short"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader._parse_keys keeps the space after ',' so YAML sees an indented key (fix sent to lead)",
-)
 def test_livekit_keys_comma_separated_pairs() -> None:
     config = load_config(ParleyConfig, env={"LIVEKIT_KEYS": f"APIone: {LONG}, APItwo: {LONG}x"})
     assert config.keys == {"APIone": LONG, "APItwo": LONG + "x"}

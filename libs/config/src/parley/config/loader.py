@@ -98,7 +98,9 @@ def _resolve(model: type[BaseModel], rest: str) -> list[str] | None:
 
 def _parse_keys(raw: str) -> dict[str, str]:
     """``"key1: secret1, key2: secret2"`` or YAML mapping text."""
-    loaded = yaml.safe_load(raw.replace(",", "\n")) if raw.strip() else {}
+    lines = [part.strip() for line in raw.splitlines() for part in line.split(",")]
+    text = "\n".join(line for line in lines if line)
+    loaded = yaml.safe_load(text) if text else {}
     if not isinstance(loaded, dict):
         raise ConfigError("keys", "expected 'key: secret' pairs")
     return {str(k): str(v) for k, v in loaded.items()}

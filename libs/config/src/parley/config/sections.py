@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -133,10 +133,23 @@ class LoggingConfig(Section):
     """JSON lines; default: JSON unless development."""
 
 
+# Each service adds one section of its own; one YAML file configures them all, so a service
+# skips the other services' sections (and still refuses any other unknown key).
+SERVICE_SECTIONS = frozenset({"signaling", "sfu", "room_state", "dispatch", "webhook_service", "turn_alloc"})
+
+
 class ParleyConfig(Section):
     """Sections every service shares. Each service's config subclasses this."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _skip_other_services(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            own = set(cls.model_fields)
+            return {k: v for k, v in data.items() if k in own or k not in SERVICE_SECTIONS}
+        return data
 
     development: bool = False
     """Dev mode: devkey/secret, console logs, the dev token endpoint."""
