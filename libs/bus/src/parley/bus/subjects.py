@@ -75,3 +75,14 @@ def turn_rpc(method: str) -> str:
 def dispatch_rpc(method: str) -> str:
     """dispatch methods (AgentDispatchService and internal ones)."""
     return f"{PREFIX}.dispatch.{method}"
+
+
+# webhook: PARLEY_WEBHOOK sources PARLEY_EVENTS, partitioned by room (parley.webhook.<p>.<token>).
+WEBHOOK_STREAM = "PARLEY_WEBHOOK"
+WEBHOOK_LEASES = "PARLEY_WEBHOOK_LEASES"
+WEBHOOK_PREFIX = f"{PREFIX}.webhook"
+
+
+def webhook_partition(partition: int) -> str:
+    """Every room's events of one webhook partition."""
+    return f"{WEBHOOK_PREFIX}.{partition}.*"

@@ -26,10 +26,10 @@ from nats.js.api import (
 from parley.bus import Bus, subjects
 from parley.observability import get_logger
 
-STREAM = "PARLEY_WEBHOOK"
-SUBJECT_PREFIX = f"{subjects.PREFIX}.webhook"
-LEASE_BUCKET = "PARLEY_WEBHOOK_LEASES"
-_SOURCE_FILTER = f"{subjects.PREFIX}.events.room.*"
+STREAM = subjects.WEBHOOK_STREAM
+SUBJECT_PREFIX = subjects.WEBHOOK_PREFIX
+LEASE_BUCKET = subjects.WEBHOOK_LEASES
+_SOURCE_FILTER = f"{subjects.PREFIX}.events.room.*"  # one token: the transform needs wildcard(1)
 _PARTITION_RE = re.compile(r"\{\{\s*partition\((\d+),\s*1\)\s*\}\}")
 
 log = get_logger("parley.webhook.topology")
@@ -40,7 +40,7 @@ def transform_dest(partitions: int) -> str:
 
 
 def partition_filter(partition: int) -> str:
-    return f"{SUBJECT_PREFIX}.{partition}.*"
+    return subjects.webhook_partition(partition)
 
 
 def room_token_of(subject: str) -> str:
