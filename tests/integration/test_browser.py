@@ -303,7 +303,9 @@ async def wait_media_flowing(
 async def wait_full_resolution(page: Page, identity: str) -> None:
     async def full() -> bool:
         video = (await remote_stats(page, identity)).get("video", {})
-        return (video.get("frameWidth"), video.get("frameHeight")) == CAPTURE
+        got = (video.get("frameWidth"), video.get("frameHeight"))
+        assert got == CAPTURE, f"decoding {got}"
+        return True
 
     await poll_until(full, timeout=30, interval=0.5, message=f"{page.name} receives {identity} at {CAPTURE}")
 
@@ -401,10 +403,6 @@ async def test_two_browsers_see_hear_and_chat(
     bob, bob_id = await join_meet(browser, stack, "meet-two", "Bob")
 
     await asyncio.gather(wait_media_flowing(ada, bob_id), wait_media_flowing(bob, ada_id))
-
-    # Full resolution: what Ada captured is what Bob decodes (not simulcast's quarter layer).
-    assert tuple(await ada.eval(LOCAL_CAPTURE)) == CAPTURE
-    await wait_full_resolution(bob, ada_id)
 
     # Chat crosses both ways over the lk.chat text stream.
     await ada.fill("#chat-input", "hello from Ada")
@@ -504,33 +502,40 @@ async def _pump_audio(source: rtc.AudioSource) -> None:
         n += 1
 
 
+def _python_token(stack: Stack, room: str, identity: str) -> str:
+    grant = VideoGrant(room_join=True, room=room)
+    return create_token(
+        stack.api_key, stack.api_secret, Claims(identity=identity, name="Python", video=grant)
+    )
+
+
+@contextlib.asynccontextmanager
+async def python_peer(stack: Stack, room: str, *, publish: bool) -> AsyncIterator[PythonPeer]:
+    peer = PythonPeer(rtc.Room())
+    peer.room.on("track_subscribed", peer.on_track)
+    await peer.room.connect(stack.ws_url, _python_token(stack, room, "py"))
+    try:
+        if publish:
+            await peer.publish()
+        yield peer
+    finally:
+        await peer.aclose()
+
+
 async def test_browser_and_python_sdk_see_and_hear_each_other(
     make_stack: Callable[..., Stack], browser: Browser
 ) -> None:
     stack = make_stack(services=BROWSER_STACK, config=DEV)
-    room_name = "meet-py"
-    token = create_token(
-        stack.api_key,
-        stack.api_secret,
-        Claims(identity="py", name="Python", video=VideoGrant(room_join=True, room=room_name)),
-    )
-    peer = PythonPeer(rtc.Room())
-    peer.room.on("track_subscribed", peer.on_track)
-    await peer.room.connect(stack.ws_url, token)
-    try:
-        await peer.publish()
-        page, identity = await join_meet(browser, stack, room_name, "Ada")
+    async with python_peer(stack, "meet-py", publish=True) as peer:
+        page, identity = await join_meet(browser, stack, "meet-py", "Ada")
 
-        # The browser sees and hears Python.
+        # The browser decodes Python's video (at the size Python sends) and receives its audio.
         video = await wait_media_flowing(page, "py")
         assert (video["frameWidth"], video["frameHeight"]) == (640, 360)
 
-        # Python sees the browser at the captured 720p, and hears its (beeping) fake microphone.
-        assert tuple(await page.eval(LOCAL_CAPTURE)) == CAPTURE
-
-        def sees_full_resolution() -> bool:
-            assert len(peer.video_sizes) >= 30, f"{len(peer.video_sizes)} frames so far"
-            assert peer.video_sizes[-1] == CAPTURE, f"latest frames are {peer.video_sizes[-3:]}"
+        # Python receives the browser's video frames and hears its (beeping) fake microphone.
+        def sees() -> bool:
+            assert len(peer.video_sizes) >= 30, f"{len(peer.video_sizes)} video frames so far"
             return True
 
         def hears() -> bool:
@@ -538,9 +543,39 @@ async def test_browser_and_python_sdk_see_and_hear_each_other(
             assert max(peer.audio_peaks) > 1000, f"loudest sample {max(peer.audio_peaks)}"
             return True
 
+        await poll_until(sees, timeout=30, interval=0.25, message=f"Python sees {identity}")
+        await poll_until(hears, timeout=30, interval=0.25, message=f"Python hears {identity}")
+
+
+PUBLISHER_LAYERS = """(async () => {
+  const pub = window.parleyRoom.localParticipant.getTrackPublication('camera');
+  const report = await pub.track.getRTCStatsReport();
+  const out = [];
+  report.forEach((s) => {
+    if (s.type === 'outbound-rtp') out.push(`${s.rid}: ${s.frameWidth ?? 0}x${s.frameHeight ?? 0} sent=${s.framesSent ?? 0} limit=${s.qualityLimitationReason}`);
+    if (s.type === 'candidate-pair' && s.nominated) out.push(`availableOutgoingBitrate=${s.availableOutgoingBitrate}`);
+  });
+  return out.join('; ');
+})()"""
+
+
+async def test_browser_video_reaches_subscriber_at_capture_resolution(
+    make_stack: Callable[..., Stack], browser: Browser
+) -> None:
+    """The browser publishes simulcast q/h/f of a 720p capture; a subscriber gets 720p, not the q layer."""
+    stack = make_stack(services=BROWSER_STACK, config=DEV)
+    async with python_peer(stack, "meet-res", publish=False) as peer:
+        page, identity = await join_meet(browser, stack, "meet-res", "Ada")
+        assert tuple(await page.eval(LOCAL_CAPTURE)) == CAPTURE
+
+        async def full_resolution() -> bool:
+            if len(peer.video_sizes) >= 10 and peer.video_sizes[-1] == CAPTURE:
+                return True
+            layers = await page.eval(PUBLISHER_LAYERS)
+            raise AssertionError(
+                f"Python's latest frames {peer.video_sizes[-3:]}; the browser sends {layers}"
+            )
+
         await poll_until(
-            sees_full_resolution, timeout=30, interval=0.25, message=f"Python sees {identity} at {CAPTURE}"
+            full_resolution, timeout=45, interval=0.5, message=f"Python receives {identity} at {CAPTURE}"
         )
-        await poll_until(hears, timeout=30, interval=0.25, message="Python hears the browser's microphone")
-    finally:
-        await peer.aclose()
