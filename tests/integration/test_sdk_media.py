@@ -66,6 +66,9 @@ async def test_auto_subscribe_off(stack: Stack, python: str) -> None:
     assert result["subscribed_before"] == [], result
     assert len(result["subscribed_after"]) == 1, result
     assert abs(result["frequency"] - 440.0) < 15, result
+    # room-state (the Room API) sees what the clients see
+    view = result["api_view"]
+    assert view["state"] == view["active"] and view["tracks"] == [result["track_sid"]], result
 
 
 async def test_room_service_acts_on_live_sessions(stack: Stack, python: str) -> None:

@@ -227,12 +227,38 @@ async def autosub(args: dict[str, Any]) -> dict[str, Any]:
     await a.local_participant.publish_data(b"marker")
     await wait_for(lambda: markers, 10, "marker")
     before = list(subscribed)
+    # room-state (the Room API) sees what clients see: alice ACTIVE with her track
+    lk = api.LiveKitAPI(args["url"].replace("ws://", "http://"), args["key"], args["secret"])
+    try:
+
+        async def alice_in_api() -> Any:
+            listed = await lk.room.list_participants(api.ListParticipantsRequest(room=args["room"]))
+            return next((p for p in listed.participants if p.identity == "alice"), None)
+
+        deadline = time.monotonic() + 10
+        alice = await alice_in_api()
+        while (alice is None or len(alice.tracks) != 1) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            alice = await alice_in_api()
+    finally:
+        await lk.aclose()
+    api_view = {
+        "state": int(alice.state) if alice else -1,
+        "tracks": [t.sid for t in alice.tracks] if alice else [],
+        "active": int(api.ParticipantInfo.State.ACTIVE),
+    }
     remote.set_subscribed(True)
     await wait_for(lambda: subscribed, 15, "track_subscribed at bob")
     freq = await asyncio.wait_for(receive_audio(remote.track, 0.5), 15)
     stop.set()
     await tone
-    result = {"subscribed_before": before, "subscribed_after": subscribed, "frequency": freq}
+    result = {
+        "subscribed_before": before,
+        "subscribed_after": subscribed,
+        "frequency": freq,
+        "api_view": api_view,
+        "track_sid": pub.sid,
+    }
     await a.disconnect()
     await b.disconnect()
     return result
