@@ -434,6 +434,34 @@ async def test_two_browsers_see_hear_and_chat(
     await ada.screenshot(shot)
     assert shot.stat().st_size > 10_000
 
+    # Screen share publishes a third tile; mute, unpublish and leave are seen on Bob's page.
+    bob_sees = """(() => ({
+      tiles: Array.from(document.querySelectorAll('.tile')).map(t => [t.dataset.identity, t.dataset.source,
+             t.classList.contains('has-video') && t.querySelector('video').videoWidth > 0]),
+      people: Array.from(document.querySelectorAll('#participants li')).map(li => li.textContent),
+    }))()"""
+
+    async def bob_shows(tiles: list[list[Any]], people: list[str]) -> None:
+        async def shown() -> bool:
+            seen = await bob.eval(bob_sees)
+            assert sorted(seen["tiles"]) == sorted(tiles) and seen["people"] == people, seen
+            return True
+
+        await poll_until(shown, timeout=20, interval=0.25, message=f"Bob's page shows {tiles} and {people}")
+
+    await ada.click("#screen-button")
+    cameras = [[bob_id, "camera", True], [ada_id, "camera", True]]
+    await bob_shows([*cameras, [ada_id, "screen_share", True]], ["Bob (you)", "Adasharing"])
+    await ada.click("#mic-button")
+    await bob_shows([*cameras, [ada_id, "screen_share", True]], ["Bob (you)", "Adamic off · sharing"])
+    await ada.click("#screen-button")
+    await ada.click("#camera-button")
+    await bob_shows(
+        [[bob_id, "camera", True], [ada_id, "camera", False]], ["Bob (you)", "Adamic off · camera off"]
+    )
+    await ada.click("#leave-button")
+    await bob_shows([[bob_id, "camera", True]], ["Bob (you)"])
+
 
 @dataclass
 class PythonPeer:
