@@ -89,6 +89,7 @@ class DispatchService:
         for sub in self._subs:
             await sub.unsubscribe()
         await self.tasks.aclose()
+        await self.rooms.aclose()
         await self.scheduler.aclose()
         await self.redis.aclose()
 

@@ -37,6 +37,7 @@ class Connection:
     connection_id: str
     worker_id: WorkerID
     reply_subject: str
+    record: WorkerRecord
     offers: dict[str, asyncio.Future[agent.AvailabilityResponse]] = field(default_factory=dict)
 
 
@@ -90,7 +91,7 @@ class Connections:
             connection_id=req.connection_id,
             updated_ms=now_ms(),
         )
-        conn = Connection(req.connection_id, worker_id, req.reply_subject)
+        conn = Connection(req.connection_id, worker_id, req.reply_subject, rec)
         self._by_conn[req.connection_id] = conn
         self._by_worker[worker_id] = conn
         response = agent.ServerMessage()
@@ -209,9 +210,9 @@ class Connections:
     async def _assign(
         self, conn: Connection, job: agent.Job, answer: agent.AvailabilityResponse
     ) -> pb.OfferJobResponse:
-        rec = await self._store.get_worker(conn.worker_id)
+        rec = conn.record
         current = await self._store.get_job(job.id)
-        if rec is None or current is None or current[0].state.status in TERMINAL:
+        if current is None or current[0].state.status in TERMINAL:
             return pb.OfferJobResponse(accepted=False, reason="job or worker ended meanwhile")
         secret = self._config.keys.get(rec.api_key)
         if secret is None:

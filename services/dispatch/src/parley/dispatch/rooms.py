@@ -7,6 +7,8 @@ track_published (a participant's first): JT_PUBLISHER jobs. room_finished: every
 
 from __future__ import annotations
 
+import asyncio
+
 from google.protobuf.message import DecodeError
 from livekit.protocol import agent, models
 
@@ -16,22 +18,28 @@ from parley.dispatch.dispatches import new_dispatch
 from parley.dispatch.jobs import Jobs
 from parley.dispatch.scheduler import Scheduler
 from parley.dispatch.store import TERMINAL, Store
-from parley.observability import get_logger
+from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
 
 log = get_logger("parley.dispatch.rooms")
 
 AGENT = models.ParticipantInfo.Kind.AGENT
+HANDLED = ("room_started", "participant_joined", "track_published", "room_finished")
 
 
 class RoomEvents:
+    """Events of one room are applied in order; different rooms proceed in parallel."""
+
     def __init__(self, config: DispatchConfig, store: Store, jobs: Jobs, scheduler: Scheduler) -> None:
         self._section = config.dispatch
         self._store = store
         self._jobs = jobs
         self._scheduler = scheduler
+        self._queues: dict[str, asyncio.Queue[tuple[RoomEvent, Delivery]]] = {}
+        self._tasks = TaskSet("dispatch.rooms")
 
     async def handle(self, delivery: Delivery) -> None:
+        """Consumer callback: queue the event on its room's actor (which acks it when applied)."""
         event = RoomEvent()
         try:
             event.ParseFromString(delivery.data)
@@ -39,8 +47,32 @@ class RoomEvents:
             log.warning("undecodable room event", subject=delivery.subject)
             await delivery.term()
             return
-        await self.apply(event)
-        await delivery.ack()
+        if event.event not in HANDLED:
+            await delivery.ack()
+            return
+        room = event.room.name
+        queue = self._queues.get(room)
+        if queue is None:
+            queue = self._queues[room] = asyncio.Queue()
+            self._tasks.spawn(self._room_actor(room, queue), name=f"room-events:{room}")
+        queue.put_nowait((event, delivery))
+
+    async def _room_actor(self, room: str, queue: asyncio.Queue[tuple[RoomEvent, Delivery]]) -> None:
+        try:
+            while not queue.empty():
+                event, delivery = queue.get_nowait()
+                try:
+                    await self.apply(event)
+                except Exception:
+                    log.exception("room event failed; redelivering", room=room, kind=event.event)
+                    await delivery.nak(delay=1.0)
+                    continue
+                await delivery.ack()
+        finally:
+            self._queues.pop(room, None)
+
+    async def aclose(self) -> None:
+        await self._tasks.aclose()
 
     async def apply(self, event: RoomEvent) -> None:
         name = event.event

@@ -68,19 +68,20 @@ class Scheduler:
             agent_name=d.agent_name,
             job_type=agent.JobType.Name(job_type),
         )
-        self._spawn_attempt(JobID(job.id))
+        self._spawn_attempt(JobID(job.id), (job, now + int(self._section.job_deadline * 1000)))
         return job
 
-    def _spawn_attempt(self, jid: JobID) -> None:
+    def _spawn_attempt(self, jid: JobID, known: tuple[agent.Job, int] | None = None) -> None:
         if jid in self._inflight:
             return
         self._inflight.add(jid)
-        task = self._tasks.spawn(self.attempt(jid), name=f"offer:{jid}")
+        task = self._tasks.spawn(self.attempt(jid, known), name=f"offer:{jid}")
         task.add_done_callback(lambda _: self._inflight.discard(jid))
 
     # one round of offers -----------------------------------------------------------------------
-    async def attempt(self, jid: JobID) -> None:
-        got = await self._store.get_job(jid)
+    async def attempt(self, jid: JobID, known: tuple[agent.Job, int] | None = None) -> None:
+        """One round of offers; ``known`` is the job as just stored (saves reading it back)."""
+        got = known or await self._store.get_job(jid)
         if got is None:
             await self._store.unschedule(jid)
             return
@@ -125,12 +126,15 @@ class Scheduler:
             request = pb.OfferJobRequest(worker_id=worker.worker_id, resuming=resuming)
             request.job.CopyFrom(job)
             try:
-                answer = await self._bus.request(
-                    routes.job_offers(worker.owner),
-                    request,
-                    pb.OfferJobResponse,
-                    timeout=self._section.availability_timeout + 5.0,
-                )
+                if self._connections.owns(worker.worker_id):  # this instance holds it: no bus hop
+                    answer = await self._connections.offer(request)
+                else:
+                    answer = await self._bus.request(
+                        routes.job_offers(worker.owner),
+                        request,
+                        pb.OfferJobResponse,
+                        timeout=self._section.availability_timeout + 5.0,
+                    )
             except BusError as exc:
                 log.warning(
                     "offer failed", room=job.room.name, job=job.id, worker=worker.worker_id, error=str(exc)
