@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
@@ -95,6 +96,10 @@ class PortAllocator:
                 sock.close()
                 continue
             sock.setblocking(False)
+            try:  # as aioice does for its own sockets: absorb bursts while the loop is busy
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, max(aioice.turn.UDP_SOCKET_BUFFER_SIZE, 1 << 20))
+            except OSError:
+                pass
             return sock
         raise OSError(f"no free UDP port in {self.start}..{self.end} on {address}")
 
