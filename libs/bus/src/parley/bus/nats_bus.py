@@ -378,7 +378,8 @@ async def connect(url: str, name: str, *, connect_timeout: float = 5.0) -> Bus:
         "pending_size": 64 * 1024 * 1024,
     }
     try:
-        nc = await nats.connect(**options)
+        # Endless reconnects apply to the first connection too: bound it so a service exits clearly.
+        nc = await asyncio.wait_for(nats.connect(**options), timeout=connect_timeout * 2)
     except Exception as exc:
         raise BusError(f"cannot connect to NATS at {url}: {exc}") from exc
     return Bus(nc, name)

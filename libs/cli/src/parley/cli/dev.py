@@ -116,6 +116,7 @@ def banner(stack: DevStack) -> None:
         f"  NATS:        {nats}",
         f"  Redis:       {redis}",
         f"  Services:    {', '.join(r.name for r in stack.running)}",
+        *([f"  TURN:        {stack.coturn.turn_url} (embedded coturn)"] if stack.coturn else []),
         f"  Logs:        {stack.log_dir}",
         "",
         f"  Token:       parley token create --room my-room --identity alice --url http://127.0.0.1:{config.port}",

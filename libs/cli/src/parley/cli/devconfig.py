@@ -19,6 +19,7 @@ import yaml
 from pydantic import ConfigDict
 
 from parley.config import ConfigError, ParleyConfig, load_config
+from parley.config.sections import TurnConfig
 from parley.runtime.processes import SERVICES
 
 EMBEDDED = "embedded"
@@ -84,6 +85,11 @@ class DevPlan:
     def use_nats(self, url: str) -> None:
         self.body.setdefault("nats", {})["url"] = url
         self.config.nats.url = url
+
+    def use_turn(self, turn: dict[str, Any]) -> None:
+        """Point turn-alloc at the dev coturn (``Coturn.turn_section()``)."""
+        self.body.setdefault("turn", {}).update(turn)
+        self.config.turn = TurnConfig.model_validate({**self.config.turn.model_dump(), **turn})
 
     def use_redis(self, address: str) -> None:
         self.body.setdefault("redis", {})["address"] = address

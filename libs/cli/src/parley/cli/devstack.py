@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from parley.cli.devconfig import DevPlan
 from parley.cli.errors import DevStackError
+from parley.runtime.coturn import INSTALL_HINT, Coturn, coturn_available
 from parley.runtime.processes import ManagedProcess, NatsServer, ValkeyServer, free_port, service_process
 
 START_TIMEOUT = 90.0
@@ -76,6 +78,7 @@ class DevStack:
     stopping: threading.Event = field(default_factory=threading.Event)
     nats: NatsServer | None = None
     valkey: ValkeyServer | None = None
+    coturn: Coturn | None = None
     running: list[RunningService] = field(default_factory=list)
 
     @property
@@ -109,6 +112,19 @@ class DevStack:
             on_progress(f"starting valkey on {self.valkey.address}")
             self._start_infra("valkey", self.valkey.start, self.log_dir / "valkey.log")
             self.plan.use_redis(self.valkey.address)
+        turn = self.plan.config.turn
+        if turn.enabled and not turn.servers:
+            if coturn_available():
+                self.coturn = Coturn(
+                    turn.secret or secrets.token_urlsafe(24), log_path=self.log_dir / "coturn.log"
+                )
+                on_progress(f"starting coturn (TURN) on {self.coturn.turn_url}")
+                self._start_infra("coturn", self.coturn.start, self.log_dir / "coturn.log")
+                self.plan.use_turn(self.coturn.turn_section(self.plan.config.region))
+            else:
+                on_progress(
+                    f"warning: turn.enabled is set but coturn is not installed: {INSTALL_HINT}; no TURN"
+                )
         # The edge first: it answers GET / (and shows the URL works) while the rest is importing.
         edge_first = sorted(self.services, key=lambda s: s != EDGE)
         if edge_first and edge_first[0] == EDGE:
@@ -181,6 +197,8 @@ class DevStack:
         for running in reversed(self.running):
             running.process.stop(timeout=15)
         self.running.clear()
+        if self.coturn is not None:
+            self.coturn.close()
         if self.valkey is not None:
             self.valkey.stop()
         if self.nats is not None:

@@ -37,8 +37,9 @@ def load_config(
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or first.get("msg", "").split(":")[0]
-        raise ConfigError(key or "<root>", first["msg"]) from exc
+        message = str(first["msg"]).removeprefix("Value error, ")
+        key = ".".join(str(p) for p in first["loc"]) or message.split(":")[0]
+        raise ConfigError(key or "<root>", message) from exc
 
 
 def _yaml_source(config_file: str | None, environ: Mapping[str, str]) -> dict[str, Any]:

@@ -91,6 +91,8 @@ class ManagedProcess:
     argv: list[str]
     env: dict[str, str]
     log_path: Path | None = None
+    new_session: bool = False
+    """Own session: a terminal's Ctrl-C reaches only the parent, which stops this last."""
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -99,7 +101,9 @@ class ManagedProcess:
         if self.log_path is not None:
             self._log = self.log_path.open("ab")
             out = self._log
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=self.new_session
+        )
 
     @property
     def running(self) -> bool:
@@ -143,6 +147,7 @@ class NatsServer:
             ],
             dict(os.environ),
             log_path,
+            new_session=True,
         )
 
     @property
@@ -202,6 +207,7 @@ class ValkeyServer:
             ],
             dict(os.environ),
             log_path,
+            new_session=True,
         )
 
     @property
