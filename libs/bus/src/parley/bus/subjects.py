@@ -86,3 +86,11 @@ WEBHOOK_PREFIX = f"{PREFIX}.webhook"
 def webhook_partition(partition: int) -> str:
     """Every room's events of one webhook partition."""
     return f"{WEBHOOK_PREFIX}.{partition}.*"
+
+
+DISPATCH_QUEUE = "dispatch"
+
+
+def edge_agent(edge_id: str) -> str:
+    """ServerFrame messages for the agent worker connections that edge holds."""
+    return f"{PREFIX}.edge.{edge_id}.agent"

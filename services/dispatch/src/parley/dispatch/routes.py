@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from parley.bus import subjects
 
-QUEUE = "dispatch"
+QUEUE = subjects.DISPATCH_QUEUE
 
 # edge -> any instance (queue group): a worker connected.
 WORKER_OPEN = subjects.dispatch_rpc("WorkerOpen")

@@ -7,7 +7,5 @@ from parley.bus import subjects
 WORKER_OPEN = subjects.dispatch_rpc("WorkerOpen")
 """edge -> any dispatch instance (queue group): a worker connected (WorkerOpenRequest)."""
 
-
-def edge_agent(edge_id: str) -> str:
-    """dispatch -> edge: ServerFrame messages for the worker connections this edge holds."""
-    return f"{subjects.PREFIX}.edge.{edge_id}.agent"
+edge_agent = subjects.edge_agent
+"""dispatch -> edge: ServerFrame messages for the worker connections this edge holds."""
