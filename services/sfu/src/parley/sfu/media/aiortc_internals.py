@@ -97,7 +97,9 @@ class PortAllocator:
                 continue
             sock.setblocking(False)
             try:  # as aioice does for its own sockets: absorb bursts while the loop is busy
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, max(aioice.turn.UDP_SOCKET_BUFFER_SIZE, 1 << 20))
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_RCVBUF, max(aioice.turn.UDP_SOCKET_BUFFER_SIZE, 1 << 20)
+                )
             except OSError:
                 pass
             return sock
