@@ -101,7 +101,9 @@ def generate(out: Path) -> None:
             f"--mypy_out={raw}",
             *protos,
         ]
-        subprocess.run(cmd, check=True)
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"protoc failed:\n{result.stderr}")
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
