@@ -24,8 +24,10 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet uv
 
+MEET_STATIC := services/signaling/src/parley/signaling/meet/static
+
 .PHONY: setup
-setup: $(UV)
+setup: $(UV) $(MEET_STATIC)/meet.js
 	$(UV) sync --all-packages --frozen --quiet
 	@$(BIN)/python -c "import parley.signaling, parley.sfu, livekit.rtc" || { echo "setup failed: the workspace did not install"; exit 1; }
 
@@ -40,8 +42,20 @@ tests/node/node_modules/.installed: tests/node/package.json tests/node/package-l
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The meet page: livekit-client bundled with esbuild, served by the edge at /.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(MEET_STATIC)/meet.js: web/node_modules/.installed web/build.mjs web/index.html web/style.css $(wildcard web/src/*.ts)
+	cd web && npm run --silent build
+
+tests/browser/node_modules/.installed: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 .PHONY: test-deps
-test-deps: setup $(AGENTS_VENV)/.installed tests/node/node_modules/.installed
+test-deps: setup $(AGENTS_VENV)/.installed tests/node/node_modules/.installed tests/browser/node_modules/.installed
 	@bash scripts/install-system-deps.sh
 
 # --- run -----------------------------------------------------------------------------------------
@@ -59,11 +73,12 @@ test-unit: setup
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup
+lint: setup web/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(addprefix -p ,$(shell $(BIN)/python scripts/packages.py))
 	$(BIN)/python libs/protocol/scripts/gen.py --check
+	cd web && npm run --silent check
 
 .PHONY: fmt
 fmt: setup
