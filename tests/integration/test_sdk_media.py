@@ -1,4 +1,9 @@
-"""The official Python SDK (1.2.x and 1.1.x) against the real stack: media, data, RPC, attributes."""
+"""The official Python SDK (1.2.x and 1.1.x) against the real stack: media, data, RPC, attributes.
+
+Both SDKs use /rtc/v1 (one peer connection) by default; ``RoomOptions(single_peer_connection=False)``
+forces /rtc (v0, two peer connections). The edge counts accepted connections per path in /metrics,
+so each scenario proves which path it really used (no silent fallback, no reconnect).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from parley.testing import Stack
@@ -22,6 +28,8 @@ runner = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(runner)
 
 SERVICES = ["room-state", "sfu", "signaling"]
+# (SDK, signalling path): every scenario over v1 with both SDKs, and over v0 with 1.2.x
+COMBOS = [("sdk-1.2", "v1"), ("sdk-1.1", "v1"), ("sdk-1.2", "v0")]
 
 
 @pytest.fixture(scope="module")
@@ -31,29 +39,56 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s.stop()
 
 
-def scenario_args(stack: Stack) -> dict[str, Any]:
-    return {
+@pytest.fixture(params=COMBOS, ids=[f"{sdk}-{path}" for sdk, path in COMBOS])
+def combo(request: pytest.FixtureRequest) -> tuple[str, str]:
+    sdk, path = request.param
+    return str(runner.PYTHONS[sdk]), path
+
+
+async def path_counts(stack: Stack) -> dict[str, float]:
+    """The edge's ``parley_rtc_connections_total`` per path."""
+    counts = {"v0": 0.0, "v1": 0.0}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{stack.edge().health_port}/metrics") as resp,
+    ):
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith("parley_rtc_connections_total{"):
+            for path in counts:
+                if f'path="{path}"' in line:
+                    counts[path] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+async def run(stack: Stack, combo: tuple[str, str], scenario: str, connections: int) -> dict[str, Any]:
+    """Run a scenario; assert its ``connections`` joins all used the expected path."""
+    python, path = combo
+    args = {
         "url": stack.ws_url,
         "key": stack.api_key,
         "secret": stack.api_secret,
         "room": f"room-{uuid.uuid4().hex[:8]}",
+        "path": path,
     }
+    before = await path_counts(stack)
+    result = await runner.run_scenario(python, scenario, args)
+    after = await path_counts(stack)
+    other = "v0" if path == "v1" else "v1"
+    assert after[path] - before[path] == connections, (before, after)
+    assert after[other] == before[other], (before, after)
+    return result
 
 
-@pytest.fixture(params=sorted(runner.PYTHONS))
-def python(request: pytest.FixtureRequest) -> str:
-    return str(runner.PYTHONS[request.param])
-
-
-async def test_audio_video_and_mute(stack: Stack, python: str) -> None:
-    result = await runner.run_scenario(python, "media", scenario_args(stack))
+async def test_audio_video_and_mute(stack: Stack, combo: tuple[str, str]) -> None:
+    result = await run(stack, combo, "media", 2)
     assert abs(result["frequency"] - 440.0) < 15, result
     assert result["video_size"] == [320, 240], result
     assert result["muted_at_b"] is True, result
 
 
-async def test_data_rpc_and_attributes(stack: Stack, python: str) -> None:
-    result = await runner.run_scenario(python, "data", scenario_args(stack))
+async def test_data_rpc_and_attributes(stack: Stack, combo: tuple[str, str]) -> None:
+    result = await run(stack, combo, "data", 3)
     assert result["bob"] == [["alice", "secret", "only-bob"], ["alice", "all", "everyone"]], result
     assert result["carol"] == [["alice", "all", "everyone"]], result
     assert result["rpc"] == "hello alice: ping", result
@@ -61,8 +96,8 @@ async def test_data_rpc_and_attributes(stack: Stack, python: str) -> None:
     assert result["own_attributes"] == {"mood": "happy"}
 
 
-async def test_auto_subscribe_off(stack: Stack, python: str) -> None:
-    result = await runner.run_scenario(python, "autosub", scenario_args(stack))
+async def test_auto_subscribe_off(stack: Stack, combo: tuple[str, str]) -> None:
+    result = await run(stack, combo, "autosub", 2)
     assert result["subscribed_before"] == [], result
     assert len(result["subscribed_after"]) == 1, result
     assert abs(result["frequency"] - 440.0) < 15, result
@@ -71,8 +106,8 @@ async def test_auto_subscribe_off(stack: Stack, python: str) -> None:
     assert view["state"] == view["active"] and view["tracks"] == [result["track_sid"]], result
 
 
-async def test_room_service_acts_on_live_sessions(stack: Stack, python: str) -> None:
-    result = await runner.run_scenario(python, "commands", scenario_args(stack))
+async def test_room_service_acts_on_live_sessions(stack: Stack, combo: tuple[str, str]) -> None:
+    result = await run(stack, combo, "commands", 3)
     assert result["data"] == [["srv", "from-server"]], result
     assert result["role"] == "host"
     assert result["disconnect"]["carol"] == result["reasons"]["removed"], result

@@ -35,6 +35,8 @@ def token(args: dict[str, Any], identity: str, **grants: Any) -> str:
 async def connect(args: dict[str, Any], identity: str, url_key: str = "url", **kw: Any) -> rtc.Room:
     room = rtc.Room()
     grants = kw.pop("grants", {})
+    if args.get("path") == "v0":  # the SDK default is /rtc/v1 (single peer connection)
+        kw["single_peer_connection"] = False
     await asyncio.wait_for(
         room.connect(args[url_key], token(args, identity, **grants), options=rtc.RoomOptions(**kw)), 30
     )

@@ -96,7 +96,7 @@ async def add_trickle(p: Participant, trickle: rtc.TrickleRequest) -> None:
     candidate = parse_candidate(trickle.candidateInit)
     if candidate is None:
         return
-    target = int(trickle.target)
+    target = PUBLISHER if p.single_pc else int(trickle.target)
     pc = p.sub_pc if target == SUBSCRIBER else p.pub_pc
     if pc is None or pc.remoteDescription is None:
         p.candidates.setdefault(target, []).append(candidate)

@@ -56,7 +56,7 @@ class Node:
         )
         await self.publish_stats()
         self.tasks.spawn(self._stats_loop(), name="node-stats")
-        log.info("sfu node serving", node_id=self.node_id, media_engine=engine.available)
+        log.info("sfu node serving", node_id=self.node_id)
 
     # -- sessions ---------------------------------------------------------------------------------
     def _room(self, info: models.Room) -> Room:
@@ -69,8 +69,6 @@ class Node:
     async def _start_session(self, request: relay_pb2.StartSessionRequest) -> relay_pb2.StartSessionResponse:
         if self.draining:
             raise RpcError(ErrorCode.UNAVAILABLE, "node is draining")
-        if request.single_peer_connection:
-            raise RpcError(ErrorCode.UNIMPLEMENTED, "single peer connection is not supported yet")
         ice = await fetch_ice_servers(
             self.bus,
             room=request.room.name,

@@ -7,7 +7,7 @@ de-duplication state).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCDataChannel, RTCIceCandidate, RTCPeerConnection
@@ -36,6 +36,26 @@ class Negotiation:
     needs_offer: bool = False
 
 
+@dataclass(slots=True)
+class SinglePcState:
+    """/rtc/v1: the client offers, the server answers; downstream media rides the client's recvonly
+    m-lines. Subscriptions wait in ``pending`` until a client offer has a free m-line for them."""
+
+    pending: dict[str, tuple[Any, PublishedTrack]] = field(default_factory=dict)
+    """track sid -> (publisher Participant, track): wanted, not yet on an m-line."""
+    receive_mids: dict[str, str] = field(default_factory=dict)
+    """mid -> kind of every m-line the client's latest offer wants to receive on."""
+    publish_mids: set[str] = field(default_factory=set)
+    """m-lines that ever carried the client's own media: never reused for downstream."""
+    answered: bool = False
+    needs_offer: bool = False
+    """Something changed that only a new client offer can carry."""
+    awaiting_offer: bool = False
+    """media_sections_requirement sent; the client's next offer answers it."""
+    unsatisfied: int = 0
+    """Requests in a row after which subscriptions still had no m-line (stop asking after a few)."""
+
+
 class Participant:
     def __init__(
         self,
@@ -46,6 +66,7 @@ class Participant:
         auto_subscribe: bool,
         protocol: int,
         client_info: models.ClientInfo,
+        single_pc: bool = False,
     ) -> None:
         self.info = info
         self.outbox = outbox
@@ -71,7 +92,9 @@ class Participant:
         self._nonce_set: set[bytes] = set()
         self.active = False
         self.closed = False
-        self.subscriber_primary = protocol > 2 and self.permission.can_subscribe
+        self.single_pc = single_pc
+        self.v1 = SinglePcState()
+        self.subscriber_primary = protocol > 2 and self.permission.can_subscribe and not single_pc
 
     # -- identity and permissions ---------------------------------------------------------------
     @property

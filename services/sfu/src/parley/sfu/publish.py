@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aiortc import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription
 from livekit.protocol import models, rtc
 
@@ -118,16 +119,14 @@ def bind_offer(room: Room, p: Participant, offer_sdp: str) -> None:
 
 
 def _bind(
-    p: Participant, info: models.TrackInfo, cid: str, mid: str, kind: str, transceiver: object
+    p: Participant, info: models.TrackInfo, cid: str, mid: str, kind: str, transceiver: RTCRtpTransceiver
 ) -> PublishedTrack | None:
-    up = None
-    if engine.available:
-        try:
-            up = engine.UpTrack(transceiver.receiver, kind=kind, mid=mid, track_sid=info.sid)  # type: ignore[attr-defined]
-        except Exception:
-            log.exception("cannot create uptrack", participant=p.sid, track=info.sid)
-            return None
-    mime = (getattr(up, "mime_type", "") or _DEFAULT_MIME[kind]) if up is not None else _DEFAULT_MIME[kind]
+    try:
+        up = engine.UpTrack(transceiver.receiver, kind=kind, mid=mid, track_sid=info.sid)
+    except Exception:
+        log.exception("cannot create uptrack", participant=p.sid, track=info.sid)
+        return None
+    mime = up.mime_type or _DEFAULT_MIME[kind]
     info.mid = mid
     info.mime_type = mime
     del info.codecs[:]

@@ -18,7 +18,7 @@ from parley.bus import Bus
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.signal.v1 import relay_pb2
 from parley.protocol.gen.turn.v1 import turn_pb2
-from parley.sfu import data_router, engine, negotiation, publish, subscriptions
+from parley.sfu import data_router, engine, negotiation, publish, single_pc, subscriptions
 from parley.sfu.config import SfuConfig
 from parley.sfu.join_response import build_join_response
 from parley.sfu.outbox import SignalOutbox
@@ -91,6 +91,10 @@ class Room:
 
     async def _flush_negotiations(self) -> None:
         for p in list(self.participants.values()):
+            if p.single_pc:
+                if single_pc.wants_offer(p):
+                    single_pc.request_offer(p)
+                continue
             if p.sub_negotiation.needs_offer and not p.sub_negotiation.awaiting_answer:
                 try:
                     await negotiation.send_subscriber_offer(p)
@@ -143,6 +147,7 @@ class Room:
             auto_subscribe=request.auto_subscribe,
             protocol=request.protocol,
             client_info=request.client_info,
+            single_pc=request.single_peer_connection,
         )
         others = list(self.participants.values())
         self.participants[p.sid] = p
@@ -158,10 +163,23 @@ class Room:
         )
         p.send(rtc.SignalResponse(join=join))
         self.broadcast_update(p, include_self=False)
-        if p.subscriber_primary:
+        if p.single_pc:
+            self.ensure_publisher_pc(p)
+            subscriptions.reconcile(self, p)  # the first answer carries the room's tracks
+            if request.HasField("publisher_offer"):
+                offer = rtc.SessionDescription()
+                offer.CopyFrom(request.publisher_offer)
+                self.submit(lambda: single_pc.handle_offer(self, p, offer))
+        elif p.subscriber_primary:
             self.ensure_subscriber_pc(p)
             p.sub_negotiation.needs_offer = True
-        log.info("participant joined", room=self.name, participant=p.sid, identity=p.identity)
+        log.info(
+            "participant joined",
+            room=self.name,
+            participant=p.sid,
+            identity=p.identity,
+            path="v1" if p.single_pc else "v0",
+        )
 
     # -- peer connections -------------------------------------------------------------------------
     def ensure_subscriber_pc(self, p: Participant) -> RTCPeerConnection:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
-from parley.sfu import metadata, negotiation, publish, subscriptions
+from parley.sfu import metadata, negotiation, publish, single_pc, subscriptions
 from parley.sfu.errors import NegotiationError
 from parley.sfu.participant import Participant
 
@@ -34,7 +34,10 @@ async def handle(room: Room, p: Participant, request: rtc.SignalRequest) -> None
     if p.closed or kind is None:
         return
     if kind == "offer":
-        await _publisher_offer(room, p, request.offer)
+        if p.single_pc:
+            await single_pc.handle_offer(room, p, request.offer)
+        else:
+            await _publisher_offer(room, p, request.offer)
     elif kind == "answer":
         try:
             await negotiation.apply_subscriber_answer(p, request.answer)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from livekit.protocol import rtc
 
 from parley.observability import get_logger
-from parley.sfu import engine
+from parley.sfu import engine, single_pc
 from parley.sfu.participant import Participant, PublishedTrack
 
 if TYPE_CHECKING:
@@ -22,7 +23,9 @@ log = get_logger("parley.sfu.subscriptions")
 
 
 def wants(sub: Participant, pub: Participant, track_sid: str) -> bool:
-    if sub is pub or sub.closed or pub.closed or not sub.active:
+    # v1 subscriptions wait for a client offer anyway, so they may start before the PC connects
+    # (the first answer then carries the tracks already in the room)
+    if sub is pub or sub.closed or pub.closed or not (sub.active or sub.single_pc):
         return False
     if not sub.permission.can_subscribe:
         return False
@@ -35,9 +38,21 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
     sid = track.info.sid
     if sid in sub.downtracks or track.up is None:
         return False
+    if sub.single_pc:
+        if sid in sub.v1.pending:
+            return False
+        sub.v1.pending[sid] = (pub, track)
+        sub.v1.needs_offer = True
+        return True
     pc = room.ensure_subscriber_pc(sub)
     try:
-        down = engine.DownTrack.attach(pc, track.up, stream_id=f"{pub.sid}|{sid}", track_id=sid)
+        down = engine.DownTrack.attach(
+            pc,
+            track.up,
+            stream_id=f"{pub.sid}|{sid}",
+            track_id=sid,
+            transceiver=_reusable(sub, pc, track.up.kind),
+        )
         down.paused = track.info.muted
     except Exception:
         log.exception("cannot attach downtrack", room=room.name, participant=sub.sid, track=sid)
@@ -51,6 +66,9 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
 
 
 def unsubscribe(sub: Participant, track_sid: str) -> None:
+    if sub.single_pc:
+        single_pc.detach(sub, track_sid)
+        return
     down = sub.downtracks.pop(track_sid, None)
     if down is None:
         return
@@ -58,7 +76,22 @@ def unsubscribe(sub: Participant, track_sid: str) -> None:
         down.close()
     except Exception:
         log.exception("downtrack close failed", participant=sub.sid, track=track_sid)
+    down.transceiver.direction = "inactive"  # the next offer ends the m-line; a later subscription reuses it
     sub.sub_negotiation.needs_offer = True
+
+
+def _reusable(sub: Participant, pc: RTCPeerConnection, kind: str) -> RTCRtpTransceiver | None:
+    """v0: an m-line whose DownTrack closed (inactive, negotiated), so the SDP does not grow forever."""
+    used = {down.transceiver for down in sub.downtracks.values()}
+    for transceiver in pc.getTransceivers():
+        if (
+            transceiver.kind == kind
+            and transceiver.direction == "inactive"
+            and transceiver.mid is not None
+            and transceiver not in used
+        ):
+            return transceiver
+    return None
 
 
 def reconcile(room: Room, sub: Participant) -> None:
@@ -69,9 +102,9 @@ def reconcile(room: Room, sub: Participant) -> None:
             present.add(sid)
             if wants(sub, pub, sid):
                 subscribe(room, sub, pub, track)
-            elif sid in sub.downtracks:
+            elif sid in sub.downtracks or sid in sub.v1.pending:
                 unsubscribe(sub, sid)
-    for sid in [s for s in sub.downtracks if s not in present]:
+    for sid in [s for s in (*sub.downtracks, *sub.v1.pending) if s not in present]:
         unsubscribe(sub, sid)
 
 

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from parley.signaling.edge import Edge
 from parley.signaling.rtc.relay import Relay
-from parley.signaling.rtc.validate import handle_v1_not_found, handle_validate
-from parley.signaling.rtc.ws import handle_rtc
+from parley.signaling.rtc.validate import handle_validate
+from parley.signaling.rtc.ws import handle_rtc, handle_rtc_v1
 
 RELAY_KEY = web.AppKey("rtc_relay", Relay)
 
@@ -21,13 +21,16 @@ async def setup(app: web.Application, edge: Edge) -> None:
     async def rtc_ws(request: web.Request) -> web.StreamResponse:
         return await handle_rtc(request, edge, relay)
 
+    async def rtc_v1_ws(request: web.Request) -> web.StreamResponse:
+        return await handle_rtc_v1(request, edge, relay)
+
     async def validate(request: web.Request) -> web.Response:
         return await handle_validate(request, edge)
 
     app.router.add_get("/rtc", rtc_ws)
     app.router.add_get("/rtc/validate", validate)
-    app.router.add_get("/rtc/v1", handle_v1_not_found)
-    app.router.add_get("/rtc/v1/validate", handle_v1_not_found)
+    app.router.add_get("/rtc/v1", rtc_v1_ws)
+    app.router.add_get("/rtc/v1/validate", validate)
 
     async def close_relay(_: web.Application) -> None:
         await relay.aclose()

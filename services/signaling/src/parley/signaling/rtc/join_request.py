@@ -1,4 +1,4 @@
-"""What a client asks for when it connects: v0 query parameters (and, later, v1 join_request)."""
+"""What a client asks for when it connects: v0 query parameters or the v1 join_request."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ class ConnectParams:
     @property
     def protocol(self) -> int:
         return int(self.client_info.protocol)
+
+    @property
+    def path(self) -> str:
+        return "v1" if self.single_peer_connection else "v0"
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -97,7 +101,11 @@ def decode_join_request(value: str) -> rtc.JoinRequest:
 
 
 def parse_v1(query: Mapping[str, str]) -> ConnectParams:
-    request = decode_join_request(query.get("join_request", ""))
+    """``/rtc/v1``: everything comes from the join_request (livekit-protocol §2.7)."""
+    value = query.get("join_request", "")
+    if not value:
+        raise BadRequest("join_request is required")
+    request = decode_join_request(value)
     settings = request.connection_settings
     return ConnectParams(
         client_info=request.client_info,

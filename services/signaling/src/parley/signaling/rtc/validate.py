@@ -10,9 +10,6 @@ from parley.bus import BusError, subjects
 from parley.signaling.edge import Edge
 from parley.signaling.rtc.errors import BadRequest, RoomNotFound, RtcError, Unauthorized
 
-NOT_FOUND_BODY = "404 page not found"
-"""Body of the v1 404: must NOT contain "requested room does not exist" (JS falls back only then)."""
-
 
 def token_of(request: web.Request) -> str | None:
     """The token from ``access_token`` (JS) or ``Authorization: Bearer`` (Rust/Python)."""
@@ -64,8 +61,3 @@ async def handle_validate(request: web.Request, edge: Edge) -> web.Response:
     except RtcError as exc:
         return error_response(exc)
     return web.Response(text="success")
-
-
-async def handle_v1_not_found(_: web.Request) -> web.Response:
-    """/rtc/v1 and /rtc/v1/validate while single-PC is off: 404 makes every SDK fall back to v0."""
-    return web.Response(status=404, text=NOT_FOUND_BODY)

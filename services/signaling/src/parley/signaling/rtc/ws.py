@@ -8,11 +8,11 @@ from aiohttp import web
 from livekit.protocol import models, rtc
 
 from parley.auth import Claims
-from parley.observability import get_logger
+from parley.observability import get_logger, meter
 from parley.signaling.edge import Edge
 from parley.signaling.rtc.connection import ClientConnection
 from parley.signaling.rtc.errors import RtcError
-from parley.signaling.rtc.join_request import ConnectParams, parse_v0_query
+from parley.signaling.rtc.join_request import ConnectParams, parse_v0_query, parse_v1
 from parley.signaling.rtc.relay import Relay
 from parley.signaling.rtc.session_start import join_room, start_session
 from parley.signaling.rtc.validate import authorize, error_response
@@ -20,6 +20,10 @@ from parley.signaling.rtc.validate import authorize, error_response
 log = get_logger("parley.signaling.rtc")
 
 WS_PING_SECONDS = 10.0
+
+PATHS = meter("parley.signaling.rtc").create_counter(
+    "parley_rtc_connections", description="Client signalling connections accepted, per path (v0 or v1)"
+)
 
 
 def _is_upgrade(request: web.Request) -> bool:
@@ -55,6 +59,18 @@ async def handle_rtc(request: web.Request, edge: Edge, relay: Relay) -> web.Stre
     return await connect(request, edge, relay, claims=claims, params=params)
 
 
+async def handle_rtc_v1(request: web.Request, edge: Edge, relay: Relay) -> web.StreamResponse:
+    """``GET /rtc/v1?join_request=…``: one peer connection, the client's first offer in the request."""
+    if not _is_upgrade(request):
+        return web.Response(status=404, text="404 page not found")
+    try:
+        claims = authorize(request, edge)
+        params = parse_v1(request.query)
+    except RtcError as exc:
+        return error_response(exc)
+    return await connect(request, edge, relay, claims=claims, params=params)
+
+
 async def connect(
     request: web.Request, edge: Edge, relay: Relay, *, claims: Claims, params: ConnectParams
 ) -> web.StreamResponse:
@@ -84,8 +100,10 @@ async def connect(
         claims=claims,
         secret=secret,
     )
+    PATHS.add(1, {"path": params.path})
     log.info(
         "client connected",
+        path=params.path,
         room=joined.room.name,
         participant=joined.participant.sid,
         identity=claims.identity,
