@@ -1,9 +1,11 @@
-"""/rtc at the wire level: validation before the upgrade, keepalives, refresh, resume, duplicate
+"""/rtc and /rtc/v1 at the wire level: validation before the upgrade, keepalives, refresh, resume, duplicate
 identity and bad input. A raw WebSocket client speaks the LiveKit protobuf protocol."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiortc import RTCConfiguration, RTCPeerConnection
 from livekit.protocol import models, rtc
 
 from parley.auth import Claims, VideoGrant, create_token
@@ -71,6 +74,24 @@ class RawClient:
         await self.ws.send_bytes(request.SerializeToString())
 
 
+def join_request(offer_sdp: str | None, *, gzip_it: bool = True, offer_id: int = 0) -> str:
+    """The v1 ``join_request`` query value: base64url(WrappedJoinRequest{GZIP|NONE, JoinRequest})."""
+    request = rtc.JoinRequest(
+        client_info=models.ClientInfo(sdk=models.ClientInfo.SDK.PYTHON, protocol=18, client_protocol=2),
+        connection_settings=rtc.ConnectionSettings(auto_subscribe=True),
+    )
+    if offer_sdp is not None:
+        request.publisher_offer.CopyFrom(rtc.SessionDescription(type="offer", sdp=offer_sdp, id=offer_id))
+    payload = request.SerializeToString()
+    wrapped = rtc.WrappedJoinRequest(
+        compression=rtc.WrappedJoinRequest.Compression.GZIP
+        if gzip_it
+        else rtc.WrappedJoinRequest.Compression.NONE,
+        join_request=gzip.compress(payload) if gzip_it else payload,
+    )
+    return base64.urlsafe_b64encode(wrapped.SerializeToString()).decode().rstrip("=")
+
+
 async def join(http: aiohttp.ClientSession, stack: Stack, tok: str, query: str = QUERY) -> RawClient:
     ws = await http.ws_connect(
         f"{stack.ws_url}/rtc?{query}", headers={"Authorization": f"Bearer {tok}"}, max_msg_size=0
@@ -98,16 +119,25 @@ async def test_refusals_before_upgrade(stack: Stack, http: aiohttp.ClientSession
     async with http.get(f"{stack.http_url}/rtc/validate?access_token={token(stack)}") as resp:
         assert resp.status == 200 and await resp.text() == "success"
         assert resp.headers["Access-Control-Allow-Origin"] == "*"
-    # v1 is answered 404 without the "room does not exist" body, so every SDK falls back to /rtc
+    # /rtc/v1/validate answers like /rtc/validate
     async with http.get(f"{stack.http_url}/rtc/v1/validate?access_token={token(stack)}") as resp:
-        assert resp.status == 404
-        assert "requested room does not exist" not in await resp.text()
+        assert resp.status == 200 and await resp.text() == "success"
         assert resp.headers["Access-Control-Allow-Origin"] == "*"
-    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-        await http.ws_connect(
-            f"{stack.ws_url}/rtc/v1?join_request=x", headers={"Authorization": f"Bearer {token(stack)}"}
-        )
-    assert info.value.status == 404
+    async with http.get(
+        f"{stack.http_url}/rtc/v1/validate", headers={"Authorization": f"Bearer {bad}"}
+    ) as resp:
+        assert resp.status == 401
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    # /rtc/v1 refuses a bad token, and a missing or undecodable join_request, before the upgrade
+    good = {"Authorization": f"Bearer {token(stack)}"}
+    for url, headers, status in (
+        (f"{stack.ws_url}/rtc/v1?join_request={join_request(None)}", {"Authorization": f"Bearer {bad}"}, 401),
+        (f"{stack.ws_url}/rtc/v1?join_request=x", good, 400),
+        (f"{stack.ws_url}/rtc/v1", good, 400),
+    ):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(url, headers=headers)
+        assert info.value.status == status
 
 
 async def test_join_keepalive_refresh_and_resume(stack: Stack, http: aiohttp.ClientSession) -> None:
@@ -208,3 +238,55 @@ async def test_bad_input_hurts_only_the_offender(stack: Stack, http: aiohttp.Cli
     assert "bystander" in {p.identity for p in j.join.other_participants}
     await bystander.ws.close()
     await newcomer.ws.close()
+
+
+async def test_v1_join_answers_the_offer_from_the_join_request(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    """/rtc/v1: join first, then the answer to the client's offer (same id); the client's recvonly
+    m-lines stay inactive while there is nothing to receive. Rust style (gzip, Authorization header)
+    and JS style (no compression, access_token query); an offer without media gets a leave."""
+    room = f"v1-{uuid.uuid4().hex[:6]}"
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.addTransceiver("video", direction="recvonly")
+        pc.createDataChannel("_reliable")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = pc.localDescription.sdp
+    finally:
+        await pc.close()
+    rust = RawClient(
+        await http.ws_connect(
+            f"{stack.ws_url}/rtc/v1?join_request={join_request(offer, offer_id=0)}",
+            headers={"Authorization": f"Bearer {token(stack, 'rust', room)}"},
+        )
+    )
+    js = RawClient(
+        await http.ws_connect(
+            f"{stack.ws_url}/rtc/v1?access_token={token(stack, 'js', room)}"
+            f"&join_request={join_request(offer, gzip_it=False, offer_id=4)}"
+        )
+    )
+    for client, offer_id in ((rust, 0), (js, 4)):
+        first = await client.recv()
+        assert first.WhichOneof("message") == "join"
+        assert not first.join.subscriber_primary and first.join.fast_publish
+        answer = (await client.until("answer")).answer
+        assert answer.type == "answer" and answer.id == offer_id
+        assert "m=application" in answer.sdp and "a=inactive" in answer.sdp
+        assert dict(answer.mid_to_track_id) == {}
+    sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    nomedia = RawClient(
+        await http.ws_connect(
+            f"{stack.ws_url}/rtc/v1?join_request={join_request(sdp)}",
+            headers={"Authorization": f"Bearer {token(stack, 'nomedia', room)}"},
+        )
+    )
+    assert (await nomedia.recv()).WhichOneof("message") == "join"
+    assert (await nomedia.until("leave")).leave.action == rtc.LeaveRequest.Action.DISCONNECT
+    # the others carry on
+    await rust.send(rtc.SignalRequest(ping_req=rtc.Ping(timestamp=11)))
+    assert (await rust.until("pong_resp")).pong_resp.last_ping_timestamp == 11
+    await rust.ws.close()
+    await js.ws.close()

@@ -113,3 +113,32 @@ async def test_room_service_acts_on_live_sessions(stack: Stack, combo: tuple[str
     assert result["disconnect"]["carol"] == result["reasons"]["removed"], result
     assert result["disconnect"]["alice"] == result["reasons"]["deleted"], result
     assert result["disconnect"]["bob"] == result["reasons"]["deleted"], result
+
+
+def mids_of(lines: list[str], track_sid: str) -> list[str]:
+    """The ``mid=`` the SFU logged when it put ``track_sid`` on a client m-line (v1)."""
+    return [
+        next(f for f in line.split() if f.startswith("mid=")).removeprefix("mid=")
+        for line in lines
+        if "subscribed on client m-line" in line and f"track={track_sid}" in line
+    ]
+
+
+async def test_more_tracks_than_offered_m_lines(stack: Stack, combo: tuple[str, str]) -> None:
+    """v1: a 4th audio track needs a 4th recvonly m-line (media_sections_requirement); an
+    unsubscription retires its m-line (inactive), so a 5th track gets a new one. v0: the same churn
+    over the server-offered subscriber PC."""
+    start = len(stack.log("sfu").splitlines())
+    result = await run(stack, combo, "manytracks", 2)
+    sids = result["sids"]
+    assert sorted(result["subscribed"]) == sorted(sids), result
+    assert result["unsubscribed"] == [sids[0]], result
+    assert abs(result["frequency_fourth"] - 440.0) < 15, result
+    assert abs(result["frequency_fifth"] - 440.0) < 15, result
+    lines = stack.log("sfu").splitlines()[start:]
+    if combo[1] == "v1":
+        requests = [line for line in lines if "asked for an offer" in line and "audios=1" in line]
+        assert len(requests) == 2, requests
+        mids = [mids_of(lines, sid) for sid in sids]
+        assert all(len(m) == 1 for m in mids), mids
+        assert len({m[0] for m in mids}) == 5, mids

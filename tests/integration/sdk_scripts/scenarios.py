@@ -331,7 +331,59 @@ async def commands(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {"media": media, "data": data, "autosub": autosub, "commands": commands}
+async def manytracks(args: dict[str, Any]) -> dict[str, Any]:
+    """A publishes 4 audio tracks (v1: one more than the client's 3 recvonly audio m-lines, so the
+    server asks for more); B unsubscribes one, A publishes a 5th (v1: a freed m-line is reused)."""
+    b = await connect(args, "bob")
+    a = await connect(args, "alice")
+    subscribed: list[str] = []
+    unsubscribed: list[str] = []
+    b.on("track_subscribed", lambda track, pub, participant: subscribed.append(pub.sid))
+    b.on("track_unsubscribed", lambda track, pub, participant: unsubscribed.append(pub.sid))
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    sids: list[str] = []
+
+    async def publish(name: str) -> str:
+        audio = rtc.AudioSource(SAMPLE_RATE, 1)
+        tasks.append(asyncio.create_task(play_tone(audio, stop)))
+        track = rtc.LocalAudioTrack.create_audio_track(name, audio)
+        opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        return (await a.local_participant.publish_track(track, opts)).sid
+
+    for i in range(4):
+        sids.append(await publish(f"mic{i}"))
+    await wait_for(lambda: set(sids) <= set(subscribed), 20, "4 tracks at bob")
+    fourth = b.remote_participants["alice"].track_publications[sids[3]]
+    freq_fourth = await asyncio.wait_for(receive_audio(fourth.track, 0.5), 15)
+    first = b.remote_participants["alice"].track_publications[sids[0]]
+    first.set_subscribed(False)
+    await wait_for(lambda: sids[0] in unsubscribed, 15, "unsubscribed at bob")
+    sids.append(await publish("mic4"))
+    await wait_for(lambda: sids[4] in subscribed, 20, "5th track at bob")
+    fifth = b.remote_participants["alice"].track_publications[sids[4]]
+    freq_fifth = await asyncio.wait_for(receive_audio(fifth.track, 0.5), 15)
+    stop.set()
+    await asyncio.gather(*tasks)
+    result = {
+        "subscribed": list(subscribed),
+        "unsubscribed": list(unsubscribed),
+        "sids": sids,
+        "frequency_fourth": freq_fourth,
+        "frequency_fifth": freq_fifth,
+    }
+    await a.disconnect()
+    await b.disconnect()
+    return result
+
+
+SCENARIOS = {
+    "media": media,
+    "data": data,
+    "autosub": autosub,
+    "commands": commands,
+    "manytracks": manytracks,
+}
 
 
 def main() -> None:

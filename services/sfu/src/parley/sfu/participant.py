@@ -47,6 +47,8 @@ class SinglePcState:
     """mid -> kind of every m-line the client's latest offer wants to receive on."""
     publish_mids: set[str] = field(default_factory=set)
     """m-lines that ever carried the client's own media: never reused for downstream."""
+    retired_mids: set[str] = field(default_factory=set)
+    """m-lines whose DownTrack closed: inactive from then on."""
     answered: bool = False
     needs_offer: bool = False
     """Something changed that only a new client offer can carry."""

@@ -104,11 +104,16 @@ def note_offer(p: Participant, offer_sdp: str) -> None:
 
 
 def free_mids(p: Participant) -> dict[str, list[str]]:
-    """Recvonly m-lines of the latest offer that carry nothing yet, per kind, in offer order."""
+    """Recvonly m-lines of the latest offer that never carried anything, per kind, in offer order.
+
+    A retired m-line (its DownTrack closed) is not reused: a new DownTrack on the same sender would
+    restart the SSRC's sequence numbers and SRTP refuses them ("replay check failed"); see the
+    media engine request in the session-layer notes."""
+    state = p.v1
     used = {down.transceiver.mid for down in p.downtracks.values()}
     free: dict[str, list[str]] = {"audio": [], "video": []}
-    for mid, kind in p.v1.receive_mids.items():
-        if mid not in used and mid not in p.v1.publish_mids:
+    for mid, kind in state.receive_mids.items():
+        if mid not in used and mid not in state.publish_mids and mid not in state.retired_mids:
             free[kind].append(mid)
     return free
 
@@ -161,7 +166,7 @@ def mid_to_track_id(p: Participant) -> dict[str, str]:
 
 
 def detach(p: Participant, track_sid: str) -> None:
-    """Stop a subscription; its m-line goes inactive in the next answer and is free for reuse."""
+    """Stop a subscription; its m-line goes inactive in the next answer."""
     if p.v1.pending.pop(track_sid, None) is not None:
         return
     down = p.downtracks.pop(track_sid, None)
@@ -171,7 +176,9 @@ def detach(p: Participant, track_sid: str) -> None:
         down.close()
     except Exception:
         log.exception("downtrack close failed", participant=p.sid, track=track_sid)
-    down.transceiver.direction = "recvonly"
+    down.transceiver.direction = "recvonly"  # inactive in the next answer
+    if down.transceiver.mid is not None:
+        p.v1.retired_mids.add(down.transceiver.mid)
     p.v1.needs_offer = True
 
 

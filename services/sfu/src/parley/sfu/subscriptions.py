@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from livekit.protocol import rtc
 
 from parley.observability import get_logger
@@ -46,13 +45,7 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
         return True
     pc = room.ensure_subscriber_pc(sub)
     try:
-        down = engine.DownTrack.attach(
-            pc,
-            track.up,
-            stream_id=f"{pub.sid}|{sid}",
-            track_id=sid,
-            transceiver=_reusable(sub, pc, track.up.kind),
-        )
+        down = engine.DownTrack.attach(pc, track.up, stream_id=f"{pub.sid}|{sid}", track_id=sid)
         down.paused = track.info.muted
     except Exception:
         log.exception("cannot attach downtrack", room=room.name, participant=sub.sid, track=sid)
@@ -76,22 +69,9 @@ def unsubscribe(sub: Participant, track_sid: str) -> None:
         down.close()
     except Exception:
         log.exception("downtrack close failed", participant=sub.sid, track=track_sid)
-    down.transceiver.direction = "inactive"  # the next offer ends the m-line; a later subscription reuses it
+    # the next offer ends the m-line (not reused: see single_pc.free_mids)
+    down.transceiver.direction = "inactive"
     sub.sub_negotiation.needs_offer = True
-
-
-def _reusable(sub: Participant, pc: RTCPeerConnection, kind: str) -> RTCRtpTransceiver | None:
-    """v0: an m-line whose DownTrack closed (inactive, negotiated), so the SDP does not grow forever."""
-    used = {down.transceiver for down in sub.downtracks.values()}
-    for transceiver in pc.getTransceivers():
-        if (
-            transceiver.kind == kind
-            and transceiver.direction == "inactive"
-            and transceiver.mid is not None
-            and transceiver not in used
-        ):
-            return transceiver
-    return None
 
 
 def reconcile(room: Room, sub: Participant) -> None:

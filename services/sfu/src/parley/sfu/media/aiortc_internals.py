@@ -15,11 +15,16 @@ What is used, and why:
 - ``aioice.ice.get_host_addresses`` and ``Connection.get_component_candidates``: loopback/node IP and
   binding every ICE UDP socket inside the configured port range.
 - ``aiortc.codecs.CODECS`` / ``HEADER_EXTENSIONS``: what we negotiate (VP9/AV1 passthrough, rid/rrid).
+- ``aiortc.rtcpeerconnection.find_common_codecs``: replaced so that an answer always uses the offer's
+  payload types (aiortc keeps its own PT for offered PTs outside 96..127, and Chrome puts VP9 profiles
+  and AV1 at 35..63: the answer then declared one PT twice and Chrome rejected it) and VP9/AV1
+  profiles must match (aiortc matched VP9 profile 2 to our profile 0).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import socket
 from collections.abc import Callable
@@ -27,10 +32,12 @@ from typing import Any
 
 import aioice.ice
 import aioice.turn
+import aiortc.rtcpeerconnection
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc.codecs import CODECS, HEADER_EXTENSIONS
+from aiortc.codecs import CODECS, HEADER_EXTENSIONS, is_rtx
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
+from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import (
     RTCRtcpFeedback,
     RTCRtpCodecParameters,
@@ -235,6 +242,55 @@ def extend_codecs() -> None:
         if uri not in uris:
             video_ext.append(RTCRtpHeaderExtensionParameters(id=next_id, uri=uri))
             next_id += 1
+
+
+def _profile(codec: RTCRtpCodecParameters) -> str:
+    mime = codec.mimeType.lower()
+    if mime == "video/vp9":
+        return str(codec.parameters.get("profile-id", "0"))
+    if mime == "video/av1":
+        return str(codec.parameters.get("profile", "0"))
+    return ""
+
+
+def codecs_compatible(local: RTCRtpCodecParameters, remote: RTCRtpCodecParameters) -> bool:
+    """aiortc's check (mime, clock rate, H264 profile and packetization) plus VP9/AV1 profiles."""
+    return is_codec_compatible(local, remote) and _profile(local) == _profile(remote)
+
+
+def find_common_codecs(
+    local_codecs: list[RTCRtpCodecParameters], remote_codecs: list[RTCRtpCodecParameters]
+) -> list[RTCRtpCodecParameters]:
+    """The remote's codecs we support, in the remote's order, each with the remote's payload type
+    (RFC 3264 §6.1: the answer uses the offer's numbers); RTX only for an accepted base codec."""
+    common: list[RTCRtpCodecParameters] = []
+    accepted: dict[int, RTCRtpCodecParameters] = {}
+    for remote in remote_codecs:
+        if remote.payloadType is None or remote.payloadType in accepted:
+            continue
+        if is_rtx(remote):
+            base = accepted.get(remote.parameters.get("apt"))  # type: ignore[arg-type]
+            if base is not None and base.clockRate == remote.clockRate and not is_rtx(base):
+                common.append(copy.deepcopy(remote))
+                accepted[remote.payloadType] = remote
+            continue
+        local = next((c for c in local_codecs if codecs_compatible(c, remote)), None)
+        if local is None:
+            continue
+        codec = copy.deepcopy(local)
+        codec.payloadType = remote.payloadType
+        codec.rtcpFeedback = [fb for fb in codec.rtcpFeedback if fb in remote.rtcpFeedback]
+        common.append(codec)
+        accepted[remote.payloadType] = codec
+    return common
+
+
+def patch_codec_negotiation() -> None:
+    """Use :func:`find_common_codecs` for every offer and answer aiortc applies."""
+    module: Any = aiortc.rtcpeerconnection
+    if getattr(module, "_parley_original_find_common_codecs", None) is None:
+        module._parley_original_find_common_codecs = module.find_common_codecs
+    module.find_common_codecs = find_common_codecs
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ _configured: RtcConfig | None = None
 
 
 def configure(rtc: RtcConfig) -> None:
-    """Idempotent: host addresses, ICE port range, router and codec patches (see media-contract.md)."""
+    """Idempotent: host addresses, ICE port range, router, codec and negotiation patches (media-contract.md)."""
     global _configured
     settings.install(rtc)
     if rtc.node_ip:
@@ -25,6 +25,7 @@ def configure(rtc: RtcConfig) -> None:
     internals.set_port_range(rtc.port_range_start, rtc.port_range_end)
     internals.patch_rtp_router()
     internals.extend_codecs()
+    internals.patch_codec_negotiation()
     _configured = rtc
 
 

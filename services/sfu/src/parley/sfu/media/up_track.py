@@ -180,6 +180,10 @@ class UpTrack:
     # ---- codecs
 
     def _on_parameters(self, parameters: RTCRtpReceiveParameters) -> None:
+        # a renegotiation may reassign payload types (Chrome does after livekit-client's munging)
+        self._codecs = {}
+        self._rtx_apt = {}
+        self._last_pt = -1
         self._set_codecs(list(parameters.codecs))
         for encoding in parameters.encodings:
             if encoding.rtx and encoding.ssrc is not None:
