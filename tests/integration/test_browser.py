@@ -578,19 +578,33 @@ async def test_browser_and_python_sdk_see_and_hear_each_other(
 PUBLISHER_LAYERS = """(async () => {
   const pub = window.parleyRoom.localParticipant.getTrackPublication('camera');
   const report = await pub.track.getRTCStatsReport();
-  const out = [];
+  const out = {layers: {}, available: 0, at: 0};
   report.forEach((s) => {
-    if (s.type === 'outbound-rtp') out.push(`${s.rid}: ${s.frameWidth ?? 0}x${s.frameHeight ?? 0} sent=${s.framesSent ?? 0} limit=${s.qualityLimitationReason}`);
-    if (s.type === 'candidate-pair' && s.nominated) out.push(`availableOutgoingBitrate=${s.availableOutgoingBitrate}`);
+    if (s.type === 'outbound-rtp') {
+      out.layers[s.rid ?? ''] = {width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, frames: s.framesSent ?? 0,
+        bytes: s.bytesSent ?? 0, target: s.targetBitrate ?? 0, limit: s.qualityLimitationReason ?? ''};
+      out.at = Math.max(out.at, s.timestamp);
+    }
+    if (s.type === 'candidate-pair' && s.nominated) out.available = s.availableOutgoingBitrate ?? 0;
   });
-  return out.join('; ');
+  return out;
 })()"""
 
 
+def _describe_layers(sample: dict[str, Any]) -> str:
+    layers = [
+        f"{rid}: {x['width']}x{x['height']} sent={x['frames']} target={x['target']} limit={x['limit']}"
+        for rid, x in sorted(sample["layers"].items())
+    ]
+    return "; ".join([f"availableOutgoingBitrate={sample['available']}", *layers])
+
+
 async def test_browser_video_reaches_subscriber_at_capture_resolution(
-    make_stack: Callable[..., Stack], browser: Browser
+    make_stack: Callable[..., Stack], browser: Browser, artifacts: Path
 ) -> None:
-    """The browser publishes simulcast q/h/f of a 720p capture; a subscriber gets 720p, not the q layer."""
+    """The browser publishes simulcast q/h/f of a 720p capture; a subscriber gets 720p, not the q layer.
+
+    Needs the SFU's REMB to leave the publisher room for the top layer (parley.sfu.media.bwe)."""
     stack = make_stack(services=BROWSER_STACK, config=DEV)
     async with python_peer(stack, "meet-res", publish=False) as peer:
         page, identity = await join_meet(browser, stack, "meet-res", "Ada")
@@ -599,7 +613,7 @@ async def test_browser_video_reaches_subscriber_at_capture_resolution(
         async def full_resolution() -> bool:
             if len(peer.video_sizes) >= 10 and peer.video_sizes[-1] == CAPTURE:
                 return True
-            layers = await page.eval(PUBLISHER_LAYERS)
+            layers = _describe_layers(await page.eval(PUBLISHER_LAYERS))
             raise AssertionError(
                 f"Python's latest frames {peer.video_sizes[-3:]}; the browser sends {layers}"
             )
@@ -607,3 +621,23 @@ async def test_browser_video_reaches_subscriber_at_capture_resolution(
         await poll_until(
             full_resolution, timeout=45, interval=0.5, message=f"Python receives {identity} at {CAPTURE}"
         )
+
+        # The browser keeps sending its full-resolution layer; measure it over two seconds.
+        first = await page.eval(PUBLISHER_LAYERS)
+        frames_before = len(peer.video_sizes)
+
+        async def two_seconds_later() -> dict[str, Any] | None:
+            sample: dict[str, Any] = await page.eval(PUBLISHER_LAYERS)
+            return sample if sample["at"] - first["at"] >= 2000 else None
+
+        second = await poll_until(two_seconds_later, timeout=15, interval=0.5, message="a second sample")
+        top0, top1 = first["layers"]["f"], second["layers"]["f"]
+        kbps = (top1["bytes"] - top0["bytes"]) * 8 / (second["at"] - first["at"])
+        summary = (
+            f"{_describe_layers(second)}; f layer {kbps:.0f} kbit/s; "
+            f"Python received {len(peer.video_sizes) - frames_before} frames, latest {peer.video_sizes[-1]}"
+        )
+        (artifacts / "publisher-layers.txt").write_text(summary + "\n")
+        assert (top1["width"], top1["height"]) == CAPTURE and top1["frames"] > top0["frames"], summary
+        assert peer.video_sizes[-1] == CAPTURE, summary
+        assert kbps > 300, summary

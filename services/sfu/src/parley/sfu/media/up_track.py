@@ -8,11 +8,9 @@ import time
 from typing import TYPE_CHECKING
 
 from aiortc import RTCRtpReceiver, RTCRtpTransceiver
-from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
-    RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
@@ -22,7 +20,6 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
-    pack_remb_fci,
     unwrap_rtx,
 )
 
@@ -31,6 +28,7 @@ from parley.sfu.media.audio_level import AudioLevel
 from parley.sfu.media.guard import report_error
 from parley.sfu.media.keyframe import keyframe_detector, vp8_keyframe_size
 from parley.sfu.media.layers import Layer, best_layer
+from parley.sfu.media.publisher_feedback import PublisherFeedback
 from parley.sfu.media.sender_report import PublisherSr
 from parley.sfu.media.settings import settings
 from parley.sfu.media.stats import STATS
@@ -42,6 +40,7 @@ KEYFRAME_REQUEST_INTERVAL_S = 0.5
 """At most one PLI per layer in this interval, however many subscribers ask."""
 RTCP_INTERVAL_S = 1.0
 BEST_LAYER_EVERY_S = 0.2
+RTP_HEADER_BYTES = 12
 
 
 class UpTrack:
@@ -79,7 +78,6 @@ class UpTrack:
         self._audio = AudioLevel()
         self._nack: dict[int, NackGenerator] = {}
         self._stats: dict[int, StreamStatistics] = {}
-        self._remb = RemoteBitrateEstimator() if self._video else None
         self._pli_at: dict[int, float] = {}
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
@@ -91,6 +89,7 @@ class UpTrack:
         if internals.receiver_started(receiver):
             self._set_codecs(list(internals.receiver_codecs(receiver).values()))
             self._rtx_ssrcs.update(internals.receiver_rtx_ssrcs(receiver))
+        self._feedback = PublisherFeedback.join(receiver.transport, self)
         internals.hook_receiver(
             receiver, on_rtp=self._on_rtp, on_rtcp=self._on_rtcp, on_parameters=self._on_parameters
         )
@@ -148,6 +147,16 @@ class UpTrack:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def feedback_ssrc(self) -> int | None:
+        """The sender SSRC of our RTCP to the publisher."""
+        return internals.receiver_rtcp_ssrc(self._receiver)
+
+    @property
+    def feedback(self) -> PublisherFeedback:
+        """The bandwidth feedback (REMB) of this track's publisher peer connection."""
+        return self._feedback
+
     def _size(self) -> tuple[int, int] | None:
         for layer in sorted(self._layers, key=lambda x: -x.rank):
             if layer.ssrc in self._sizes:
@@ -174,6 +183,7 @@ class UpTrack:
         internals.unhook_receiver(self._receiver)
         if self._timer is not None:
             self._timer.cancel()
+        self._feedback.leave(self)
         self._downs = []
         STATS.tracks_in -= 1
 
@@ -220,10 +230,21 @@ class UpTrack:
         STATS.bytes_in += len(packet.payload) + 12
         self.packets_received += 1
         pt = packet.payload_type
-        if pt in self._rtx_apt:
-            recovered = self._unwrap_rtx(packet, self._rtx_apt[pt])
+        rtx_apt = self._rtx_apt.get(pt)
+        # account every packet (RTX and padding probes included) before anything may drop it
+        self._feedback.on_packet(
+            packet.ssrc,
+            packet.sequence_number,
+            len(packet.payload) + packet.padding_size + RTP_HEADER_BYTES,
+            rtx_apt is None,
+            now,
+        )
+        if rtx_apt is not None:
+            recovered = self._unwrap_rtx(packet, rtx_apt)
             if recovered is None:
                 return
+            if self._video and self._is_duplicate(recovered):
+                return  # a probe or late retransmission of a packet we already have
             packet = recovered
             pt = packet.payload_type
         if pt != self._last_pt:
@@ -240,7 +261,7 @@ class UpTrack:
         layer.last_seen = now
         layer.packets += 1
         if self._video:
-            self._video_feedback(layer, packet, arrival_time_ms)
+            self._video_feedback(layer, packet)
         stats = self._stats.get(packet.ssrc)
         if stats is not None:
             stats.add(packet)
@@ -286,6 +307,10 @@ class UpTrack:
         self.best = best_layer(self._layers, time.monotonic())
         return layer
 
+    def _is_duplicate(self, packet: RtpPacket) -> bool:
+        layer = self._by_ssrc.get(packet.ssrc)
+        return layer is not None and layer.cached(packet.sequence_number) is not None
+
     def _unwrap_rtx(self, packet: RtpPacket, apt: int) -> RtpPacket | None:
         if len(packet.payload) < 2:  # RTX padding used for probing
             return None
@@ -299,7 +324,8 @@ class UpTrack:
             self._rtx_ssrcs[packet.ssrc] = media_ssrc
         return unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc)
 
-    def _video_feedback(self, layer: Layer, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def _video_feedback(self, layer: Layer, packet: RtpPacket) -> None:
+        """NACKs for this layer's gaps (the bandwidth estimate is the PublisherFeedback's)."""
         rtcp_ssrc = internals.receiver_rtcp_ssrc(self._receiver)
         if rtcp_ssrc is None:
             return
@@ -309,17 +335,6 @@ class UpTrack:
             nack.lost = sorted(generator.missing)
             self._send_rtcp(bytes(nack))
             self.nacks_sent += 1
-        ast = packet.extensions.abs_send_time
-        if self._remb is not None and ast is not None:
-            remb = self._remb.add(
-                abs_send_time=ast,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
-            if remb is not None:
-                fb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
-                self._send_rtcp(bytes(fb))
 
     def request_keyframe(self, layer: Layer | None, now: float | None = None) -> bool:
         """PLI to the publisher for ``layer`` (default: every layer), at most one per layer per 500 ms."""
@@ -364,12 +379,20 @@ class UpTrack:
         if self._closed:
             return
         try:
+            self._follow_transport()
             self._send_receiver_report()
         except Exception as exc:
             report_error("up_track.rr", exc, track=self._track_sid)
         finally:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(RTCP_INTERVAL_S * (0.5 + random.random()), self._rtcp_tick)
+
+    def _follow_transport(self) -> None:
+        """Move to the feedback of the receiver's current transport (bundling may replace it)."""
+        transport = self._receiver.transport
+        if transport is not self._feedback.transport:
+            self._feedback.leave(self)
+            self._feedback = PublisherFeedback.join(transport, self)
 
     def _send_receiver_report(self) -> None:
         rtcp_ssrc = internals.receiver_rtcp_ssrc(self._receiver)
