@@ -9,10 +9,10 @@ from importlib.metadata import version
 from typing import Any
 
 import aioice.ice
+import aiortc.rtcpeerconnection
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
-from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
@@ -57,10 +57,11 @@ def test_signatures_of_the_private_methods_we_replace_or_call() -> None:
     assert "_handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)" in inspect.getsource(
         RTCDtlsTransport._handle_rtp_data
     )
-    assert "StunProtocol(self), local_addr=(address, 0)" in inspect.getsource(
-        aioice.ice.Connection.get_component_candidates
-    )
-    assert _params(aioice.ice.Connection.get_component_candidates) == [
+    connection: Any = aioice.ice.Connection
+    gather = getattr(connection, "_parley_original_get_component_candidates", None)
+    gather = gather or connection.get_component_candidates  # configure() may have patched it already
+    assert "StunProtocol(self), local_addr=(address, 0)" in inspect.getsource(gather)
+    assert _params(gather) == [
         "self",
         "component",
         "addresses",
@@ -74,13 +75,11 @@ def test_signatures_of_the_private_methods_we_replace_or_call() -> None:
     # helpers the UpTrack reuses from aiortc
     assert _params(NackGenerator.add) == ["self", "packet"]
     assert _params(StreamStatistics.__init__) == ["self", "clockrate"]
-    assert _params(RemoteBitrateEstimator.add) == [
-        "self",
-        "arrival_time_ms",
-        "abs_send_time",
-        "payload_size",
-        "ssrc",
-    ]
+    # codec negotiation: the module-level function we replace, and the check we build on
+    assert _params(aiortc.rtcpeerconnection.is_codec_compatible) == ["a", "b"]
+    assert "find_common_codecs(CODECS[media.kind], media.rtp.codecs)" in inspect.getsource(
+        RTCPeerConnection.setRemoteDescription
+    )
 
 
 async def test_private_attributes_exist_on_real_objects() -> None:
@@ -199,6 +198,18 @@ def test_codec_and_extension_lists_after_configure() -> None:
     assert uris.count(URI_RID) == 1 and uris.count(URI_RRID) == 1
     pts = [c.payloadType for k in CODECS.values() for c in k]
     assert len(pts) == len(set(pts))
+
+
+def test_codec_negotiation_patch_is_installed() -> None:
+    configure(RtcConfig(use_loopback=True))
+    assert aiortc.rtcpeerconnection.find_common_codecs is internals.find_common_codecs
+    vp9 = RTCRtpCodecParameters(mimeType="video/VP9", clockRate=90000, payloadType=35)
+    vp9_p2 = RTCRtpCodecParameters(
+        mimeType="video/VP9", clockRate=90000, payloadType=100, parameters={"profile-id": "2"}
+    )
+    rtx = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=36, parameters={"apt": 35})
+    common = internals.find_common_codecs(CODECS["video"], [vp9_p2, vp9, rtx])
+    assert [(c.payloadType, c.mimeType) for c in common] == [(35, "video/VP9"), (36, "video/rtx")]
 
 
 def test_host_addresses_patch() -> None:

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtp import RTCP_PSFB_PLI, AnyRtcpPacket, RtcpPsfbPacket, RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, AnyRtcpPacket, RtcpPsfbPacket, RtpPacket, unpack_remb_fci
 
 from parley.sfu.media import STATS, DownTrack, new_peer_connection
 from parley.sfu.media import aiortc_internals as internals
+from parley.sfu.media.settings import bwe_settings
 from parley.testing import poll_until
 
 SAMPLE_RATE, WIDTH, HEIGHT = 48000, 320, 240
@@ -144,6 +145,33 @@ async def test_pli_from_subscribers_reaches_publisher_throttled(room: Room) -> N
     assert 1 <= len(plis) <= 5, plis
     gaps = [b - a for a, b in itertools.pairwise(plis)]
     assert all(g >= 0.45 for g in gaps), gaps
+
+
+async def test_publisher_gets_one_remb_for_its_connection_covering_every_track(room: Room) -> None:
+    up_audio, up_video = room.ups["audio"], room.ups["video"]
+    assert up_audio.feedback is up_video.feedback  # bundled: one estimate for the peer connection
+    rembs: list[tuple[int, list[int]]] = []
+
+    def on_rtcp(packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            rembs.append(unpack_remb_fci(packet.fci))
+
+    senders = {t.kind: t.sender for t in room.pub.getTransceivers()}
+    for sender in senders.values():
+        internals.tap_sender_rtcp(sender, on_rtcp)
+    ssrcs = {kind: internals.sender_ssrc(sender) for kind, sender in senders.items()}
+
+    def covered() -> bool:
+        return any(set(ssrcs.values()) <= set(listed) for _, listed in rembs)
+
+    await poll_until(covered, timeout=15, message="a REMB listing the audio and video SSRCs")
+    settings = bwe_settings()
+    assert all(settings.min_bps * 0.99 <= bitrate <= settings.max_bps for bitrate, _ in rembs), rembs
+    assert up_video.feedback.rembs_sent >= 1
+    up_audio.close()
+    assert not up_video.feedback.closed  # the video track still holds it
+    up_video.close()
+    assert up_video.feedback.closed
 
 
 async def test_exceptions_on_the_media_path_do_not_stop_receiving(room: Room) -> None:

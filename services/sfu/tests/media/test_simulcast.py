@@ -213,3 +213,55 @@ async def test_paused_down_track_forwards_nothing_and_resumes_on_a_keyframe(harn
     h.feed("q", key=True)
     assert len(h.out) == 2
     assert (h.out[1][0] - h.out[0][0]) & 0xFFFF == 1
+
+
+# ---- payload types of answers to Chrome's /rtc/v1 offers (join, then the re-offer after publishing)
+
+V1_OFFERS = [
+    (Path(__file__).parent / "fixtures" / name).read_text().replace("\r\n", "\n").replace("\n", "\r\n")
+    for name in ("chrome_v1_join_offer.sdp", "chrome_v1_republish_offer.sdp")
+]
+
+
+def _rtpmaps(sdp_text: str) -> list[dict[int, tuple[str, str]]]:
+    """Per m-line: PT -> (rtpmap, fmtp) exactly as written; fails on a PT mapped twice in one m-line."""
+    out: list[dict[int, tuple[str, str]]] = []
+    fmtps: dict[int, str] = {}
+    for line in sdp_text.splitlines():
+        if line.startswith("m="):
+            out.append({})
+            fmtps = {}
+        elif line.startswith("a=rtpmap:"):
+            pt, codec = line[len("a=rtpmap:") :].split(" ", 1)
+            assert int(pt) not in out[-1], f"PT {pt} mapped twice in one m-line"
+            out[-1][int(pt)] = (codec.lower(), "")
+        elif line.startswith("a=fmtp:"):
+            pt, params = line[len("a=fmtp:") :].split(" ", 1)
+            fmtps[int(pt)] = params
+            if int(pt) in out[-1]:
+                out[-1][int(pt)] = (out[-1][int(pt)][0], params)
+    return out
+
+
+async def test_answers_to_chrome_v1_offers_use_the_offers_payload_types() -> None:
+    """Chrome rejects an answer that maps one PT to two codecs (it did when VP9/AV1 sat at 35..63)."""
+    pc = new_peer_connection()
+    try:
+        for offer in V1_OFFERS:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            answer = prepare_answer(offer, pc.localDescription.sdp)
+            offered, answered = _rtpmaps(offer), _rtpmaps(answer)
+            bundle: dict[int, str] = {}
+            for m_offer, m_answer in zip(offered, answered, strict=True):
+                for pt, (codec, params) in m_answer.items():
+                    assert pt in m_offer and m_offer[pt][0] == codec, (pt, codec)
+                    assert bundle.setdefault(pt, codec) == codec, f"PT {pt} differs across bundled m-lines"
+                    if codec.startswith("vp9/"):
+                        assert "profile-id=0" in m_offer[pt][1], "only VP9 profile 0 is accepted"
+                    if codec.startswith("rtx/"):
+                        assert params == m_offer[pt][1]  # apt of the offer's own PT
+            video = [m for m in answered if any(c.startswith("vp8/") for c, _ in m.values())]
+            assert video, "video m-lines accept VP8"
+    finally:
+        await pc.close()
