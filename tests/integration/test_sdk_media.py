@@ -72,7 +72,7 @@ async def run(stack: Stack, combo: tuple[str, str], scenario: str, connections: 
         "path": path,
     }
     before = await path_counts(stack)
-    result = await runner.run_scenario(python, scenario, args)
+    result: dict[str, Any] = await runner.run_scenario(python, scenario, args)
     after = await path_counts(stack)
     other = "v0" if path == "v1" else "v1"
     assert after[path] - before[path] == connections, (before, after)

@@ -135,6 +135,9 @@ def test_request_carries_only_the_missing_m_lines() -> None:
     assert sent.WhichOneof("message") == "media_sections_requirement"
     assert (sent.media_sections_requirement.num_audios, sent.media_sections_requirement.num_videos) == (2, 0)
     assert p.v1.awaiting_offer and not single_pc.wants_offer(p)  # one request in flight
+    p.v1.needs_offer = True
+    p.v1.asked_at -= single_pc.REQUEST_RETRY_S + 1
+    assert single_pc.wants_offer(p)  # ...unless the client left it unanswered for long
     p.v1.awaiting_offer, p.v1.needs_offer, p.v1.unsatisfied = False, True, single_pc.MAX_UNSATISFIED
     assert not single_pc.wants_offer(p)  # a client that never adds m-lines is not asked forever
 

@@ -54,6 +54,8 @@ class SinglePcState:
     """Something changed that only a new client offer can carry."""
     awaiting_offer: bool = False
     """media_sections_requirement sent; the client's next offer answers it."""
+    asked_at: float = 0.0
+    """monotonic time of the last request (a request unanswered for long may be repeated)."""
     unsatisfied: int = 0
     """Requests in a row after which subscriptions still had no m-line (stop asking after a few)."""
 

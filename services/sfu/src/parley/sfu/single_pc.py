@@ -11,6 +11,7 @@ number of m-lines still missing (0/0 when the free ones suffice), as LiveKit doe
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 log = get_logger("parley.sfu.single_pc")
 
+REQUEST_RETRY_S = 5.0
+"""A request the client has not answered with an offer for this long may be sent again."""
 MAX_UNSATISFIED = 3
 """Requests in a row that brought no usable m-line before the server stops asking (until the next
 client offer that does)."""
@@ -189,7 +192,7 @@ def wants_offer(p: Participant) -> bool:
         and not p.closed
         and state.needs_offer
         and state.answered
-        and not state.awaiting_offer
+        and (not state.awaiting_offer or time.monotonic() - state.asked_at > REQUEST_RETRY_S)
         and state.unsatisfied < MAX_UNSATISFIED
     )
 
@@ -201,4 +204,5 @@ def request_offer(p: Participant) -> None:
     p.send(rtc.SignalResponse(media_sections_requirement=requirement))
     p.v1.needs_offer = False
     p.v1.awaiting_offer = True
+    p.v1.asked_at = time.monotonic()
     log.info("asked for an offer", participant=p.sid, audios=audios, videos=videos)
