@@ -117,7 +117,7 @@ async def run() -> str:
     lines = [
         "## join",
         "",
-        f"Python SDK livekit {rtc.__version__} (falls back from /rtc/v1 to /rtc), one room-state, "
+        f"Python SDK livekit {rtc.__version__} (over /rtc/v1, single peer connection), one room-state, "
         "one SFU, one edge on loopback; sequential joins. Command: `python -m bench join`.",
         "",
         "| measure | n | p50 ms | p99 ms | mean ms |",
