@@ -185,6 +185,29 @@ async def test_forwards_the_best_layer_and_switches_only_on_keyframes(harness: H
     assert all(0 <= (b - a) & 0xFFFFFFFF < 0x80000000 for a, b in itertools.pairwise(tss))
 
 
+async def test_a_new_top_layer_gets_a_keyframe_request_and_is_forwarded_from_its_keyframe(
+    harness: Harness,
+) -> None:
+    h = harness
+    requested: list[str | None] = []
+    original = h.up.request_keyframe
+
+    def record(layer: Any, now: float | None = None) -> bool:
+        requested.append(layer.rid if layer is not None else None)
+        return original(layer, now)
+
+    h.up.request_keyframe = record  # type: ignore[method-assign]
+    h.feed("q", key=True)
+    h.feed("q")
+    assert h.down.current_layer == "q"
+    requested.clear()
+    h.feed("f")  # the top layer starts mid-frame (its keyframe was lost): ask the publisher for one
+    h.feed("q")
+    assert "f" in requested and h.down.current_layer == "q"
+    h.feed("f", key=True)
+    assert h.down.current_layer == "f" and h.sources()[-1] == 3333
+
+
 async def test_falls_back_when_the_top_layer_stops(harness: Harness) -> None:
     h = harness
     h.feed("h", key=True)

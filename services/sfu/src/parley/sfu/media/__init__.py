@@ -1,4 +1,10 @@
-"""The SFU's media engine: RTP forwarding on aiortc without decoding (see notes/media-contract.md)."""
+"""The SFU's media engine: RTP forwarding on aiortc without decoding (see notes/media-contract.md).
+
+Publishers get one REMB per peer connection from a loss-based estimate with a start value and a floor
+(``bwe.py``, ``publisher_feedback.py``, knobs in ``settings.BweSettings``), not from aiortc's
+delay-based estimator, which never exceeds ~1.5x the incoming rate and so kept browsers on the
+quarter simulcast layer.
+"""
 
 from parley.sfu.media.down_track import DownTrack
 from parley.sfu.media.engine import configure, new_peer_connection
