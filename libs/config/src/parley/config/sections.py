@@ -62,6 +62,12 @@ class RtcConfig(Section):
     """STUN servers handed to clients, e.g. stun:stun.example.org:3478."""
     packet_cache_size: int = Field(default=512, ge=64, le=16384)
     """Packets kept per video track for NACK retransmission."""
+    bwe_min_bitrate: int = Field(default=1_500_000, ge=100_000)
+    """Floor of the REMB sent to publishers (bit/s); enough for a 720p simulcast layer."""
+    bwe_start_bitrate: int = Field(default=3_000_000, ge=100_000)
+    """First REMB sent to a publisher (bit/s)."""
+    bwe_max_bitrate: int = Field(default=10_000_000, ge=100_000)
+    """Cap of the REMB sent to publishers (bit/s)."""
 
     @model_validator(mode="after")
     def _range(self) -> RtcConfig:
