@@ -7,10 +7,13 @@ from typing import Any
 import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPacket, RtcpPsfbPacket, unpack_remb_fci
 
+from parley.config import RtcConfig
 from parley.sfu.media import aiortc_internals as internals
+from parley.sfu.media import configure
 from parley.sfu.media.bwe import LossBasedEstimator
+from parley.sfu.media.errors import MediaConfigError
 from parley.sfu.media.publisher_feedback import PublisherFeedback
-from parley.sfu.media.settings import BweSettings
+from parley.sfu.media.settings import BweSettings, bwe_settings
 
 pytestmark = pytest.mark.unit
 
@@ -122,3 +125,32 @@ async def test_one_remb_per_connection_covers_every_layer_and_counts_rtx_padding
     assert PublisherFeedback.for_transport(transport) is feedback
     feedback.leave(screen)
     assert feedback.closed and PublisherFeedback.for_transport(transport) is None
+
+
+def _rtc(**bwe: int) -> RtcConfig:
+    return RtcConfig(use_loopback=True, port_range_start=42000, port_range_end=42999, **bwe)
+
+
+def test_configured_bounds_reach_the_estimator() -> None:
+    try:
+        configure(_rtc(bwe_min_bitrate=700_000, bwe_start_bitrate=1_200_000, bwe_max_bitrate=2_500_000))
+        transport: Any = object()
+        member = _Member(0xABC)
+        feedback = PublisherFeedback.join(transport, member)
+        est = feedback.estimator
+        assert (est.settings.min_bps, est.settings.max_bps) == (700_000, 2_500_000)
+        assert est.estimate == 1_200_000  # the first REMB a publisher gets
+        est.update(expected=100, lost=100, now=0.0)
+        assert est.estimate == 700_000  # the configured floor
+        _run(est, loss=0.0, seconds=60.0)
+        assert est.estimate == 2_500_000  # the configured cap
+        feedback.leave(member)
+
+        # a start value outside [min, max] is clamped; a floor above the cap is refused
+        configure(_rtc(bwe_start_bitrate=20_000_000))
+        assert bwe_settings().start_bps == bwe_settings().max_bps == 10_000_000
+        with pytest.raises(MediaConfigError, match="bwe_min_bitrate"):
+            configure(_rtc(bwe_min_bitrate=5_000_000, bwe_max_bitrate=4_000_000))
+    finally:
+        configure(_rtc())
+    assert bwe_settings() == BweSettings()  # the defaults of RtcConfig are the defaults of the estimator

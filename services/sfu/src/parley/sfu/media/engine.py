@@ -13,9 +13,11 @@ _configured: RtcConfig | None = None
 
 
 def configure(rtc: RtcConfig) -> None:
-    """Idempotent: host addresses, ICE port range, router, codec and negotiation patches (media-contract.md)."""
+    """Idempotent: host addresses, ICE port range, router, codec and negotiation patches, and the
+    publisher bandwidth-estimate bounds ``rtc.bwe_*_bitrate`` (media-contract.md)."""
     global _configured
     settings.install(rtc)
+    settings.install_bwe(settings.bwe_from_config(rtc))
     if rtc.node_ip:
         internals.set_host_addresses([rtc.node_ip])
     elif rtc.use_loopback:

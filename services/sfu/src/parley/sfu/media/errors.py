@@ -13,3 +13,7 @@ class AiortcIncompatibleError(MediaError):
 
 class NotConfiguredError(MediaError):
     """``configure()`` was not called before creating peer connections."""
+
+
+class MediaConfigError(MediaError, ValueError):
+    """The ``rtc`` settings given to ``configure()`` contradict each other."""

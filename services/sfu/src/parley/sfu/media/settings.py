@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from parley.config import RtcConfig
+from parley.observability import get_logger
+from parley.sfu.media.errors import MediaConfigError
 
 _current = RtcConfig()
 
@@ -48,6 +50,21 @@ class BweSettings:
 
 
 _bwe = BweSettings()
+_log = get_logger("parley.sfu.media")
+
+
+def bwe_from_config(rtc: RtcConfig) -> BweSettings:
+    """The estimate bounds of ``rtc.bwe_min_bitrate`` / ``bwe_start_bitrate`` / ``bwe_max_bitrate``.
+
+    A start value outside ``[min, max]`` is clamped into it (so that lowering only the cap works);
+    a floor above the cap is a configuration error."""
+    low, start, high = rtc.bwe_min_bitrate, rtc.bwe_start_bitrate, rtc.bwe_max_bitrate
+    if low > high:
+        raise MediaConfigError(f"rtc.bwe_min_bitrate ({low}) must not exceed rtc.bwe_max_bitrate ({high})")
+    clamped = min(max(start, low), high)
+    if clamped != start:
+        _log.warning("rtc.bwe_start_bitrate clamped into [bwe_min_bitrate, bwe_max_bitrate]", start=clamped)
+    return BweSettings(min_bps=low, start_bps=clamped, max_bps=high)
 
 
 def bwe_settings() -> BweSettings:
@@ -55,6 +72,6 @@ def bwe_settings() -> BweSettings:
 
 
 def install_bwe(bwe: BweSettings) -> None:
-    """Used by estimators created from now on."""
+    """Used by estimators created from now on (``configure()`` installs the RtcConfig's bounds)."""
     global _bwe
     _bwe = bwe
