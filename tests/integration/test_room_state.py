@@ -98,13 +98,17 @@ async def test_join_lifecycle_events_and_placement(sbus: Bus, events: list[pb.Ro
     await heartbeat(sbus, "SFU_idle", load=0.1)
     await heartbeat(sbus, "SFU_draining", load=0.0, draining=True)
 
-    async def placed() -> pb.JoinRoomResponse | None:
-        try:
-            return await join(sbus, "r1", "alice", room_config=lk.RoomConfiguration(metadata="from-token"))
-        except RpcError:
-            return None
+    probes = iter(range(1000))
 
-    first = await poll_until(placed, timeout=10, message="a join placed on a node")
+    async def all_nodes_seen() -> bool:
+        # A new throwaway room goes to the least loaded node once every heartbeat has arrived.
+        try:
+            return (await join(sbus, f"probe-{next(probes)}", "probe")).node_id == "SFU_idle"
+        except RpcError:
+            return False
+
+    await poll_until(all_nodes_seen, timeout=10, message="heartbeats of all three nodes")
+    first = await join(sbus, "r1", "alice", room_config=lk.RoomConfiguration(metadata="from-token"))
     assert first.node_id == "SFU_idle"
     assert first.room_created
     assert first.room.sid.startswith("RM_") and first.room.metadata == "from-token"

@@ -17,6 +17,8 @@ class NodeRegistry:
         self._store = store
         self._ttl_ms = int(ttl * 1000)
         self._sub: Subscription | None = None
+        self._seen: dict[str, tuple[int, node_pb2.NodeStats]] = {}
+        """Heartbeats this instance received (every instance receives all of them)."""
 
     async def start(self) -> None:
         self._sub = await self._bus.subscribe(subjects.SFU_NODES, self._on_stats)
@@ -29,10 +31,19 @@ class NodeRegistry:
     async def _on_stats(self, delivery: Delivery) -> None:
         stats = node_pb2.NodeStats.FromString(delivery.data)
         if stats.node_id:
-            await self._store.put_node(stats, now_ms(), self._ttl_ms)
+            now = now_ms()
+            self._seen[stats.node_id] = (now, stats)
+            await self._store.put_node(stats, now, self._ttl_ms)
 
     async def live(self) -> list[node_pb2.NodeStats]:
-        return await self._store.live_nodes(now_ms(), self._ttl_ms)
+        """From memory when this instance has fresh heartbeats, else from Redis (e.g. just restarted)."""
+        now = now_ms()
+        for node_id, (seen_at, _) in list(self._seen.items()):
+            if now - seen_at > self._ttl_ms:
+                del self._seen[node_id]
+        if self._seen:
+            return [stats for _, stats in self._seen.values()]
+        return await self._store.live_nodes(now, self._ttl_ms)
 
     async def placement(self, preferred: str = "") -> tuple[set[str], str]:
         """Live node ids and the node a new room goes to ("" if none can take one)."""

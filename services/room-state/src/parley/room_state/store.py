@@ -37,6 +37,11 @@ Mutation = Callable[[RoomRecord | None], tuple[RoomRecord | None, T]]
 
 MAX_RETRIES = 50
 
+# One round trip for a room's three hashes (on the WATCHing connection).
+_READ_ROOM = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+"""
+
 # Move due deadlines forward by a lease and return them: whoever gets a room handles it.
 _CLAIM_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -106,10 +111,8 @@ class Store:
             for _ in range(MAX_RETRIES):
                 try:
                     await pipe.watch(*keys)
-                    room: Any = await pipe.hgetall(keys[0])
-                    parts: Any = await pipe.hgetall(keys[1])
-                    sess: Any = await pipe.hgetall(keys[2])
-                    record, result = fn(_decode(room, parts, sess))
+                    raw: Any = await pipe.eval(_READ_ROOM, 3, *keys)
+                    record, result = fn(_decode(*(_pairs(flat) for flat in raw)))
                     if record is None or not _changed(record):
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
                         return result
@@ -231,6 +234,10 @@ class Store:
             list[bytes | None], await self._r.mget([f"{self._p}:node:{_text(i)}" for i in ids])
         )
         return [node_pb2.NodeStats.FromString(item) for item in raw if item]
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
 
 
 def _text(value: Any) -> str:
