@@ -6,8 +6,11 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 SCRIPT = Path(__file__).with_name("scenarios.py")
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,3 +46,39 @@ async def run_scenario(
             result: dict[str, Any] = json.loads(line[len("RESULT ") :])
             return result
     raise AssertionError(f"{scenario} failed (exit {proc.returncode}):\n{text[-6000:]}")
+
+
+async def path_counts(metrics_url: str) -> dict[str, float]:
+    """The edge's ``parley_rtc_connections_total`` per path, from its /metrics."""
+    counts = {"v0": 0.0, "v1": 0.0}
+    async with aiohttp.ClientSession() as http, http.get(metrics_url) as resp:
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith("parley_rtc_connections_total{"):
+            for path in counts:
+                if f'path="{path}"' in line:
+                    counts[path] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+async def run_on_path(
+    stack: Any, sdk: str, path: str, scenario: str, connections: int, **extra: Any
+) -> dict[str, Any]:
+    """Run a scenario against a ``parley.testing.Stack`` with one SDK over one signalling path and
+    assert its ``connections`` joins all used that path (no fallback, no reconnect)."""
+    metrics = f"http://127.0.0.1:{stack.edge().health_port}/metrics"
+    args = {
+        "url": stack.ws_url,
+        "key": stack.api_key,
+        "secret": stack.api_secret,
+        "room": f"room-{uuid.uuid4().hex[:8]}",
+        "path": path,
+        **extra,
+    }
+    before = await path_counts(metrics)
+    result = await run_scenario(PYTHONS[sdk], scenario, args)
+    after = await path_counts(metrics)
+    other = "v0" if path == "v1" else "v1"
+    assert after[path] - before[path] == connections, (scenario, before, after)
+    assert after[other] == before[other], (scenario, before, after)
+    return result

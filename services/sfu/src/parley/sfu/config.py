@@ -21,6 +21,9 @@ class SfuSection(Section):
     """Seconds to wait for turn-alloc's IceServers before joining without TURN."""
     max_metadata_bytes: int = Field(default=64 * 1024, ge=0)
     max_attributes_bytes: int = Field(default=64 * 1024, ge=0)
+    join_timeout: float = Field(default=60.0, gt=0)
+    """Seconds a joined participant may take to connect media (become ACTIVE) before it is removed
+    (LiveKit: participant_connection_aborted)."""
     capacity_packets_per_s: float = Field(default=40000.0, gt=0)
     """Forwarded packets per second that count as load 1.0."""
     capacity_participants: int = Field(default=500, gt=0)

@@ -21,6 +21,8 @@ RELIABLE = "_reliable"
 LOSSY = "_lossy"
 DATA_TRACK = "_data_track"
 _KIND = {RELIABLE: models.DataPacket.Kind.RELIABLE, LOSSY: models.DataPacket.Kind.LOSSY}
+REFUSAL_LOG_EVERY = 100
+"""Refused packets are logged once per this many (the first one always)."""
 LABEL_OF_KIND = {models.DataPacket.Kind.RELIABLE: RELIABLE, models.DataPacket.Kind.LOSSY: LOSSY}
 
 
@@ -36,7 +38,17 @@ def _keeps_identity(sender: Participant, packet: models.DataPacket, value: str |
 def prepare(sender: Participant, label: str, data: bytes) -> models.DataPacket | None:
     """The packet to forward, or None when it must be dropped."""
     kind = _KIND.get(label)
-    if kind is None or not sender.permission.can_publish_data:
+    if kind is None:
+        return None
+    if not sender.permission.can_publish_data:
+        sender.refused_data += 1
+        if sender.refused_data % REFUSAL_LOG_EVERY == 1:
+            log.info(
+                "data packet refused",
+                participant=sender.sid,
+                why="can_publish_data",
+                count=sender.refused_data,
+            )
         return None
     packet = models.DataPacket()
     try:

@@ -109,9 +109,12 @@ class Node:
         room.submit(job)
 
     async def _connection_closed(self, room: Room, connection_id: str) -> None:
+        """The signalling connection ended without a leave (a leave removes the participant first):
+        the client vanished or the edge timed it out. No resume yet, so it leaves now (LiveKit:
+        SIGNAL_CLOSE)."""
         p = room.by_connection(connection_id)
         if p is not None:
-            await room.remove(p, models.DisconnectReason.CLIENT_INITIATED, send_leave=False)
+            await room.remove(p, models.DisconnectReason.SIGNAL_CLOSE, send_leave=False)
 
     async def _on_command(self, command: node_pb2.RoomCommand) -> node_pb2.RoomCommandResult:
         room = self.rooms.get(command.room_name)

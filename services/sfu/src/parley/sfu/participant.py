@@ -6,6 +6,7 @@ de-duplication state).
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,11 +92,15 @@ class Participant:
         self.candidates: dict[int, list[RTCIceCandidate]] = {0: [], 1: []}
         self.sub_negotiation = Negotiation()
         self.last_reliable_seq = 0
+        self.refused_data = 0
+        """Data packets dropped for lack of can_publish_data."""
         self.pending_data: dict[str, deque[bytes]] = {}
         self._nonces: deque[bytes] = deque(maxlen=NONCE_MEMORY)
         self._nonce_set: set[bytes] = set()
         self.active = False
         self.closed = False
+        self.join_timer: asyncio.Task[None] | None = None
+        """Removes the participant if it is not ACTIVE within ``sfu.join_timeout``."""
         self.single_pc = single_pc
         self.v1 = SinglePcState()
         self.subscriber_primary = protocol > 2 and self.permission.can_subscribe and not single_pc

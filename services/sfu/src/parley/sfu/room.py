@@ -173,6 +173,7 @@ class Room:
         elif p.subscriber_primary:
             self.ensure_subscriber_pc(p)
             p.sub_negotiation.needs_offer = True
+        p.join_timer = self.tasks.spawn(self._join_deadline(p), name=f"join-deadline:{p.sid}")
         log.info(
             "participant joined",
             room=self.name,
@@ -233,10 +234,22 @@ class Room:
             elif state == "failed":
                 self.submit(lambda: self.remove(p, models.DisconnectReason.CONNECTION_TIMEOUT))
 
+    async def _join_deadline(self, p: Participant) -> None:
+        """A participant that never connects media is removed (Go: not ACTIVE in time)."""
+        await asyncio.sleep(self.host.config.sfu.join_timeout)
+        self.submit(lambda: self._abort_if_inactive(p))
+
+    async def _abort_if_inactive(self, p: Participant) -> None:
+        if p.active or p.closed:
+            return
+        log.info("participant never connected media; removing", room=self.name, participant=p.sid)
+        await self.remove(p, models.DisconnectReason.JOIN_FAILURE)
+
     async def _activate(self, p: Participant) -> None:
         if p.active or p.closed:
             return
         p.active = True
+        _cancel_timer(p)
         p.info.state = models.ParticipantInfo.State.ACTIVE
         p.bump()
         self.broadcast_update(p)
@@ -265,6 +278,7 @@ class Room:
         for sid in list(p.downtracks):
             subscriptions.unsubscribe(p, sid)
         p.closed = True
+        _cancel_timer(p)
         self.participants.pop(p.sid, None)
         self.info.num_participants = len(self.participants)
         p.info.state = models.ParticipantInfo.State.DISCONNECTED
@@ -286,3 +300,9 @@ class Room:
             await self.remove(p, models.DisconnectReason.SERVER_SHUTDOWN)
         await asyncio.sleep(0)
         await self.tasks.aclose()
+
+
+def _cancel_timer(p: Participant) -> None:
+    if p.join_timer is not None and p.join_timer is not asyncio.current_task():
+        p.join_timer.cancel()
+    p.join_timer = None
