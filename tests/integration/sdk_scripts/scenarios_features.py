@@ -106,6 +106,19 @@ async def publish_sources(args: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # the SDK's PublishTrackError (or our timeout: then the test fails)
         camera_error = f"{type(exc).__name__}: {exc}"
     connected = a.connection_state == rtc.ConnectionState.CONN_CONNECTED
+    sid = a.local_participant.sid
+    refusal = await wait_for(
+        lambda: next(
+            (
+                line
+                for line in Path(args["sfu_log"]).read_text(errors="replace").splitlines()
+                if "add_track refused" in line and f"participant={sid}" in line
+            ),
+            None,
+        ),
+        5,
+        "the SFU's refusal",
+    )
     _, mic2 = await publish_audio(a, "mic2", stop, tasks)
     await wait_for(lambda: b.remote_participants["alice"].track_publications.get(mic2.sid), 20, "mic2 at bob")
     lk = lk_api(args)
@@ -118,6 +131,7 @@ async def publish_sources(args: dict[str, Any]) -> dict[str, Any]:
     await stop_all(stop, tasks, a, b)
     return {
         "camera_error": camera_error,
+        "refusal_logged": refusal,
         "connected_after": connected,
         "seen_at_bob": seen,
         "api_sources": sorted(int(t.source) for t in alice.tracks),
@@ -156,6 +170,7 @@ async def no_subscribe(args: dict[str, Any]) -> dict[str, Any]:
         "frequency_alice_at_bob": freq_alice,
         "frequency_nosub_at_bob": freq_nosub,
         "nosub_track": n_pub.sid,
+        "nosub_sid": n.local_participant.sid,
     }
     await stop_all(stop, tasks, a, b, n)
     return result

@@ -44,7 +44,12 @@ def add_track(p: Participant, request: rtc.AddTrackRequest) -> None:
             add_track=request,
         )
         p.send(rtc.SignalResponse(request_response=response))
-        log.info("add_track refused", participant=p.sid, source=int(request.source))
+        log.info(
+            "add_track refused",
+            participant=p.sid,
+            source=int(request.source),
+            reason=rtc.RequestResponse.Reason.Name(refusal),  # type: ignore[arg-type]
+        )
         return
     info = p.pending.get(request.cid)
     if info is None:
