@@ -54,15 +54,20 @@ class SineTrack(AudioStreamTrack):
 
 
 class PatternTrack(VideoStreamTrack):
-    """Generated WIDTHxHEIGHT frames (a moving gradient) at 30 fps."""
+    """Generated frames (a moving gradient, WIDTHxHEIGHT unless told) at 30 fps."""
+
+    def __init__(self, size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
+        super().__init__()
+        self._size = size
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
         shift = pts // 3000
-        x = (np.arange(WIDTH) + shift) % 256
-        img = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+        width, height = self._size
+        x = (np.arange(width) + shift) % 256
+        img = np.zeros((height, width, 3), dtype=np.uint8)
         img[:, :, 0] = x[None, :]
-        img[:, :, 1] = (np.arange(HEIGHT) % 256)[:, None]
+        img[:, :, 1] = (np.arange(height) % 256)[:, None]
         frame = av.VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = pts
         frame.time_base = time_base
@@ -127,10 +132,15 @@ def rtc() -> RtcConfig:
     return config
 
 
-async def publish(kinds: tuple[str, ...] = ("audio", "video")) -> Room:
+async def publish(
+    kinds: tuple[str, ...] = ("audio", "video"),
+    *,
+    frequency: float = 440.0,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> Room:
     pub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     for kind in kinds:
-        pub.addTrack(SineTrack() if kind == "audio" else PatternTrack())
+        pub.addTrack(SineTrack(frequency) if kind == "audio" else PatternTrack(size))
     await pub.setLocalDescription(await pub.createOffer())
     offer = pub.localDescription.sdp
     sfu_in = new_peer_connection()

@@ -128,7 +128,9 @@ async def test_one_remb_per_connection_covers_every_layer_and_counts_rtx_padding
 
 
 def _rtc(**bwe: int) -> RtcConfig:
-    return RtcConfig(use_loopback=True, port_range_start=42000, port_range_end=42999, **bwe)
+    return RtcConfig.model_validate(
+        {"use_loopback": True, "port_range_start": 42000, "port_range_end": 42999, **bwe}
+    )
 
 
 def test_configured_bounds_reach_the_estimator() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, AnyRtcpPacket, RtcpPsfbPacket, RtpPacket, unpack_remb_fci
 
 from parley.sfu.media import STATS, DownTrack, new_peer_connection
@@ -95,31 +95,65 @@ async def test_ssrc_seq_and_timestamps_rewritten_continuously_across_pause(room:
     assert 0 < gap < 0x80000000 and gap > 960  # time moved on by the pause, never backwards
 
 
-async def test_lost_packet_is_retransmitted_from_the_cache(room: Room) -> None:
+def _rtx_of(sdp_text: str, kind: str) -> tuple[int, int, int]:
+    """(media SSRC, RTX SSRC, RTX PT for VP8) the SFU signalled on its ``kind`` m-line."""
+    section = next(m for m in sdp.SessionDescription.parse(sdp_text).media if m.kind == kind)
+    [fid] = [g for g in section.ssrc_group if g.semantic == "FID"]
+    vp8 = next(c.payloadType for c in section.rtp.codecs if c.mimeType.lower() == "video/vp8")
+    rtx = next(c.payloadType for c in section.rtp.codecs if c.parameters.get("apt") == vp8)
+    assert rtx is not None
+    return int(fid.items[0]), int(fid.items[1]), rtx
+
+
+async def test_lost_packet_is_recovered_via_rtx(room: Room) -> None:
+    """The subscriber (aiortc) negotiated RTX for VP8: the answer to its NACK comes on the RTX SSRC
+    with the RTX payload type, the original sequence number first in the payload (RFC 4588)."""
     sub = await room.subscribe(kinds=("video",))
     down = sub.downs[0]
-    seen: list[int] = []
+    media_ssrc, rtx_ssrc, rtx_pt = _rtx_of(sub.pc.remoteDescription.sdp, "video")
+    assert media_ssrc == down.ssrc and rtx_ssrc != media_ssrc
+    media: list[int] = []
+    rtx: list[RtpPacket] = []
     receiver = next(t.receiver for t in sub.pc.getTransceivers() if t.kind == "video")
-    internals.tap_receiver_rtp(receiver, lambda p, _t: seen.append(p.sequence_number))
-    await poll_until(lambda: len(seen) >= 20, timeout=20, message="video flows")
 
-    dropped: list[int] = []
-    transmit = down._transmit
+    def observe(p: RtpPacket, _t: int) -> None:
+        if p.ssrc == rtx_ssrc:
+            rtx.append(p)
+        else:
+            media.append(p.sequence_number)
+
+    internals.tap_receiver_rtp(receiver, observe)
+    await poll_until(lambda: len(media) >= 20, timeout=20, message="video flows")
+
+    dropped: list[bytes] = []
+    transmit: Callable[[bytes], bool] = down._transmit
 
     def lossy(data: bytes) -> bool:
-        if not dropped:
-            seq = int.from_bytes(data[2:4], "big")
-            if not 200 <= data[1] <= 206:  # RTP, not RTCP
-                dropped.append(seq)
-                down._transmit = transmit  # type: ignore[method-assign]
-                return True  # pretend sent; the subscriber never gets it
+        if not dropped and not 200 <= data[1] <= 206:  # RTP, not RTCP
+            dropped.append(data)
+            down._transmit = transmit  # type: ignore[method-assign]
+            return True  # pretend sent; the subscriber never gets it
         return transmit(data)
 
     down._transmit = lossy  # type: ignore[method-assign]
     await poll_until(lambda: dropped, message="a packet dropped")
+    lost = RtpPacket.parse(dropped[0])
     # lossy() never sent it, so only a NACK answered from the cache can deliver it
-    await poll_until(lambda: dropped[0] in seen, timeout=10, message="retransmission after NACK")
-    assert down.nacks_answered >= 1
+    await poll_until(
+        lambda: any(int.from_bytes(p.payload[:2], "big") == lost.sequence_number for p in rtx),
+        timeout=10,
+        message="RTX retransmission after NACK",
+    )
+    answer = next(p for p in rtx if int.from_bytes(p.payload[:2], "big") == lost.sequence_number)
+    assert answer.payload_type == rtx_pt
+    assert answer.payload[2:] == lost.payload and answer.timestamp == lost.timestamp
+    assert lost.sequence_number not in media  # never resent on the media SSRC
+    seqs = [p.sequence_number for p in rtx]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))  # the RTX stream's own numbers
+    assert down.rtx_sent >= 1 and down.nacks_answered >= 1
+    # the subscriber unwrapped it: its NACK generator no longer misses the packet
+    generator: Any = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
+    await poll_until(lambda: lost.sequence_number not in generator.missing, message="recovered")
 
 
 async def test_pli_from_subscribers_reaches_publisher_throttled(room: Room) -> None:

@@ -7,7 +7,7 @@ What is used, and why:
 - ``RTCRtpReceiver._handle_rtp_packet`` / ``_handle_rtcp_packet`` / ``receive``: replaced per instance,
   so a published track's RTP goes to the SFU instead of the jitter buffer and decoder thread.
 - ``RTCRtpReceiver._RTCRtpReceiver__rtcp_ssrc`` and friends: the SSRC our RTCP to the publisher uses.
-- ``RTCRtpSender.send`` / ``_handle_rtcp_packet`` / ``_ssrc`` / ``_stream_id`` / ``_track_id``: a
+- ``RTCRtpSender.send`` / ``_handle_rtcp_packet`` / ``_ssrc`` / ``_rtx_ssrc`` / ``_stream_id`` / ``_track_id``: a
   forwarding sender has no track and no encoder; its RTCP (NACK, PLI, RR) comes to the SFU.
 - ``RTCDtlsTransport._state`` / ``_tx_srtp`` and aioice ``Connection._nominated``: a synchronous send
   path (SRTP protect + ``sendto``) so the per-packet path has no awaits.
@@ -435,6 +435,12 @@ def _neutralise_sender_tasks(s: Any) -> None:
 
 def sender_ssrc(sender: RTCRtpSender) -> int:
     ssrc: int = sender._ssrc
+    return ssrc
+
+
+def sender_rtx_ssrc(sender: RTCRtpSender) -> int:
+    """The RTX SSRC aiortc signals with the media SSRC in the m-line's ``a=ssrc-group:FID``."""
+    ssrc: int = sender._rtx_ssrc
     return ssrc
 
 

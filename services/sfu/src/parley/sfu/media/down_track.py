@@ -1,4 +1,9 @@
-"""One (subscriber, track): forwards an UpTrack's RTP to a subscriber's track-less aiortc sender."""
+"""One (subscriber, track): forwards an UpTrack's RTP to a subscriber's track-less aiortc sender.
+
+The output stream (sequence numbers, timestamps, VP8 picture ids, RTX sequence numbers, SR counters)
+belongs to the sender (``out_stream.py``), so a DownTrack attached to a transceiver whose previous
+DownTrack closed continues that SSRC's stream instead of restarting it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import random
 import time
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
+from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtp import (
@@ -23,9 +29,9 @@ from aiortc.rtp import (
 )
 
 from parley.sfu.media import aiortc_internals as internals
+from parley.sfu.media import out_stream
 from parley.sfu.media.guard import report_error
 from parley.sfu.media.layers import Layer
-from parley.sfu.media.rtp_munger import RtpMunger
 from parley.sfu.media.rtp_writer import RtpWriter
 from parley.sfu.media.sender_report import build_sender_report, report_times
 from parley.sfu.media.settings import settings
@@ -33,8 +39,14 @@ from parley.sfu.media.stats import STATS
 from parley.sfu.media.up_track import UpTrack
 
 SR_INTERVAL_S = 1.0
-_Sent = tuple[int, Layer, int, int]
-"""(out seq, source layer, source seq, out timestamp) of a sent video packet, for NACKs."""
+_Sent = tuple[int, Layer, int, int, bytes]
+"""(out seq, source layer, source seq, out timestamp, rewritten payload head) of a sent packet, for NACKs."""
+_Route = tuple[int, bool]
+"""(out payload type, is VP8) of an incoming payload type."""
+
+
+def _has_nack(codec: RTCRtpCodecParameters) -> bool:
+    return any(fb.type == "nack" and not fb.parameter for fb in codec.rtcpFeedback)
 
 
 def _codec_matches(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
@@ -53,22 +65,30 @@ class DownTrack:
         self._sender: RTCRtpSender = transceiver.sender
         self._up = up
         self._ssrc = internals.sender_ssrc(self._sender)
+        self._rtx_ssrc = internals.sender_rtx_ssrc(self._sender)
         self._video = up.kind == "video"
         self._clock_rate = 90000 if self._video else 48000
-        self._munger = RtpMunger(self._clock_rate)
+        self._out = out_stream.claim(self._sender, self._clock_rate)
+        self._munger = self._out.munger
+        self._vp8 = self._out.vp8
         self._writer: RtpWriter | None = None
         self._transport: RTCDtlsTransport | None = None
         self._codecs: list[RTCRtpCodecParameters] = []
-        self._pt_map: dict[int, int | None] = {}
+        self._pt_map: dict[int, _Route | None] = {}
+        self._rtx_pt: dict[int, int] = {}
+        """Out payload type -> its RTX payload type, when the subscriber negotiated RTX for it."""
+        self._nack_pts: set[int] = set()
+        """Out payload types whose NACKs are answered (video always; audio only if negotiated)."""
         self._current: Layer | None = None
         self._paused = False
         self._closed = False
         self._ring_size = settings().packet_cache_size
-        self._sent: list[_Sent | None] = [None] * (self._ring_size if self._video else 1)
+        self._sent: list[_Sent | None] = [None] * self._ring_size
         self._timer: asyncio.TimerHandle | None = None
         self.packets_sent = 0
         self.octets_sent = 0
         self.nacks_answered = 0
+        self.rtx_sent = 0
         self.keyframe_requests_received = 0
         self.remb_bps: int | None = None
         self.fraction_lost = 0
@@ -84,14 +104,16 @@ class DownTrack:
         transceiver: RTCRtpTransceiver | None = None,
     ) -> DownTrack:
         """Forward ``up`` to ``pc``: a new sendonly transceiver (call before createOffer), or the given
-        one (v1: the client's recvonly m-line, before createAnswer)."""
+        one (v1: the client's recvonly m-line, before createAnswer; v0/v1: an m-line whose previous
+        DownTrack was closed, whose stream then continues). Raises ``SenderInUseError`` if the
+        transceiver's DownTrack is still open."""
         if transceiver is None:
             transceiver = pc.addTransceiver(up.kind, direction="sendonly")
             _prefer_codec(transceiver, up)
-        elif transceiver.direction in ("recvonly", "inactive"):
+        down = cls(transceiver, up)  # claims the sender's stream (raises if it is still in use)
+        if transceiver.direction in ("recvonly", "inactive"):
             transceiver.direction = "sendonly"
         internals.set_sender_msid(transceiver.sender, stream_id, track_id)
-        down = cls(transceiver, up)
         internals.hook_sender(transceiver.sender, on_rtcp=down._on_rtcp, on_parameters=down._on_parameters)
         up.add_down_track(down)
         STATS.tracks_out += 1
@@ -135,13 +157,24 @@ class DownTrack:
         if self._timer is not None:
             self._timer.cancel()
         self._up.remove_down_track(self)
+        out_stream.release(self._out)
         STATS.tracks_out -= 1
 
     # ---- negotiation
 
     def _on_parameters(self, parameters: RTCRtpSendParameters) -> None:
-        self._codecs = [c for c in parameters.codecs if not c.mimeType.lower().endswith("/rtx")]
+        if self._closed:
+            return
+        self._codecs = [c for c in parameters.codecs if not is_rtx(c)]
         self._pt_map = {}
+        self._rtx_pt = {}
+        for codec in parameters.codecs:
+            apt = codec.parameters.get("apt")
+            if is_rtx(codec) and isinstance(apt, int) and codec.payloadType is not None:
+                self._rtx_pt[apt] = codec.payloadType
+        self._nack_pts = {
+            c.payloadType for c in self._codecs if c.payloadType is not None and (self._video or _has_nack(c))
+        }
         self._writer = RtpWriter(internals.header_extension_ids(parameters), parameters.muxId)
         self._transport = self._sender.transport
         if self._timer is None and not self._closed:
@@ -149,10 +182,17 @@ class DownTrack:
             self._timer = loop.call_later(SR_INTERVAL_S * random.random(), self._sr_tick)
         self._up.request_keyframe(self._up.best)
 
-    def _out_pt(self, in_pt: int) -> int | None:
+    def _route(self, in_pt: int) -> _Route | None:
         if in_pt in self._pt_map:
             return self._pt_map[in_pt]
         source = self._up.codecs.get(in_pt)
+        out = self._out_pt(source)
+        route = None if out is None or source is None else (out, source.mimeType.lower() == "video/vp8")
+        if self._codecs:
+            self._pt_map[in_pt] = route
+        return route
+
+    def _out_pt(self, source: RTCRtpCodecParameters | None) -> int | None:
         out = None
         if source is not None:
             out = next((c.payloadType for c in self._codecs if _codec_matches(c, source)), None)
@@ -168,8 +208,6 @@ class DownTrack:
                     None,
                 )
                 out = exact if exact is not None else out
-        if self._codecs:
-            self._pt_map[in_pt] = out
         return out
 
     # ---- the packet path (synchronous)
@@ -187,26 +225,34 @@ class DownTrack:
                 return
             self._current = layer
             self._munger.switch()
+            self._vp8.switch()
         elif self._video:
             best = self._up.best
             if best is not None and best is not current:
                 self._up.request_keyframe(best, now)  # throttled; we switch on its next keyframe
-        mapped = self._munger.map(packet.sequence_number, packet.timestamp, now)
-        if mapped is None:
-            return
-        out_pt = self._out_pt(packet.payload_type)
-        if out_pt is None:
+        route = self._route(packet.payload_type)
+        if route is None:
             STATS.packets_dropped += 1
             return
+        munger = self._munger
+        mapped = munger.map(packet.sequence_number, packet.timestamp, now)
+        if mapped is None:
+            return
+        out_pt, vp8 = route
         out_seq, out_ts = mapped
-        data = self._writer.write(packet, payload_type=out_pt, seq=out_seq, ts=out_ts, ssrc=self._ssrc)
+        head = self._vp8.rewrite(packet.payload, out_seq == munger.last_out_seq) if vp8 else b""
+        data = self._writer.write(
+            packet, payload_type=out_pt, seq=out_seq, ts=out_ts, ssrc=self._ssrc, head=head
+        )
         if self._transmit(data):
             self.packets_sent += 1
             self.octets_sent += len(packet.payload)
+            self._out.packets += 1
+            self._out.octets += len(packet.payload)
             STATS.packets_out += 1
             STATS.bytes_out += len(data)
-        if self._video:
-            self._sent[out_seq % self._ring_size] = (out_seq, layer, packet.sequence_number, out_ts)
+        if out_pt in self._nack_pts:
+            self._sent[out_seq % self._ring_size] = (out_seq, layer, packet.sequence_number, out_ts, head)
 
     def skip(self, layer: Layer, seq: int) -> None:
         """A packet of ``layer`` that is not forwarded (padding)."""
@@ -225,6 +271,8 @@ class DownTrack:
     # ---- RTCP from the subscriber
 
     def _on_rtcp(self, packet: AnyRtcpPacket) -> None:
+        if self._closed:
+            return
         try:
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
                 self.answer_nack(packet.lost)
@@ -242,27 +290,46 @@ class DownTrack:
             report_error("down_track.rtcp", exc, track=self._up.track_sid)
 
     def answer_nack(self, lost: list[int]) -> int:
-        """Retransmit the packets a subscriber reported lost from the UpTrack's cache."""
+        """Retransmit the packets a subscriber reported lost from the UpTrack's cache: as RTX (RFC 4588,
+        own SSRC and sequence numbers) when the subscriber negotiated RTX for the codec, else as the
+        original packet. Audio only when the subscriber negotiated ``nack`` for the audio codec."""
         writer = self._writer
-        if writer is None or not self._video:
+        if writer is None or not self._nack_pts:
             return 0
-        answered = 0
+        answered = rtx = 0
         for out_seq in lost:
             entry = self._sent[out_seq % self._ring_size]
             if entry is None or entry[0] != out_seq:
                 continue
-            _, layer, in_seq, out_ts = entry
+            _, layer, in_seq, out_ts, head = entry
             cached = layer.cached(in_seq)
             if cached is None:
                 continue
-            out_pt = self._out_pt(cached.payload_type)
-            if out_pt is None:
+            route = self._route(cached.payload_type)
+            if route is None:
                 continue
-            data = writer.write(cached, payload_type=out_pt, seq=out_seq, ts=out_ts, ssrc=self._ssrc)
+            out_pt = route[0]
+            rtx_pt = self._rtx_pt.get(out_pt)
+            if rtx_pt is not None:
+                data = writer.write(
+                    cached,
+                    payload_type=rtx_pt,
+                    seq=self._out.next_rtx_seq(),
+                    ts=out_ts,
+                    ssrc=self._rtx_ssrc,
+                    head=head,
+                    osn=out_seq,
+                )
+            else:
+                data = writer.write(
+                    cached, payload_type=out_pt, seq=out_seq, ts=out_ts, ssrc=self._ssrc, head=head
+                )
             if self._transmit(data):
                 answered += 1
+                rtx += rtx_pt is not None
                 STATS.packets_out += 1
                 STATS.bytes_out += len(data)
+        self.rtx_sent += rtx
         self.nacks_answered += answered
         STATS.nacks_answered += answered
         return answered
@@ -293,7 +360,7 @@ class DownTrack:
             last_out_time=self._munger.last_out_time,
         )
         data = build_sender_report(
-            ssrc=self._ssrc, ntp=ntp, rtp=rtp, packets=self.packets_sent, octets=self.octets_sent
+            ssrc=self._ssrc, ntp=ntp, rtp=rtp, packets=self._out.packets, octets=self._out.octets
         )
         return self._transmit(data)
 

@@ -17,3 +17,7 @@ class NotConfiguredError(MediaError):
 
 class MediaConfigError(MediaError, ValueError):
     """The ``rtc`` settings given to ``configure()`` contradict each other."""
+
+
+class SenderInUseError(MediaError):
+    """A DownTrack was attached to a transceiver whose sender still carries an open DownTrack."""

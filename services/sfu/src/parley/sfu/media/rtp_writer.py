@@ -17,6 +17,7 @@ from parley.sfu.media.aiortc_internals import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL
 
 _HEADER = struct.Struct("!BBHLL")
 _EXT_HEADER = struct.Struct("!HH")
+_OSN = struct.Struct("!H")
 _NTP_UNIX_OFFSET = 2208988800
 
 
@@ -43,14 +44,24 @@ class RtpWriter:
         ts: int,
         ssrc: int,
         wall_now: float | None = None,
+        head: bytes = b"",
+        osn: int | None = None,
     ) -> bytes:
+        """The packet as the subscriber gets it. ``head`` replaces the payload's first bytes (a
+        rewritten VP8 descriptor); ``osn`` makes it an RTX packet (RFC 4588 §4: the original sequence
+        number before the payload; ``payload_type``/``seq``/``ssrc`` are then the RTX stream's)."""
         ext = self._extensions(packet, time.time() if wall_now is None else wall_now)
         csrc = packet.csrc
         first = 0x80 | len(csrc) | (0x10 if ext else 0)
         data = _HEADER.pack(first, (packet.marker << 7) | payload_type, seq, ts, ssrc)
         for c in csrc:
             data += struct.pack("!L", c)
-        return data + ext + packet.payload
+        data += ext
+        if osn is not None:
+            data += _OSN.pack(osn)
+        if head:
+            return data + head + packet.payload[len(head) :]
+        return data + packet.payload
 
     def _extensions(self, packet: RtpPacket, wall_now: float) -> bytes:
         audio = packet.extensions.audio_level if self._audio_id else None

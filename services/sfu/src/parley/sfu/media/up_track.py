@@ -41,6 +41,9 @@ KEYFRAME_REQUEST_INTERVAL_S = 0.5
 RTCP_INTERVAL_S = 1.0
 BEST_LAYER_EVERY_S = 0.2
 RTP_HEADER_BYTES = 12
+AUDIO_CACHE_SIZE = 128
+"""Audio packets kept for NACKs (~2.5 s of 20 ms frames): only subscribers that negotiated ``nack``
+for the audio codec ask for them."""
 
 
 class UpTrack:
@@ -270,8 +273,8 @@ class UpTrack:
                 down.skip(layer, packet.sequence_number)
             return
         keyframe = self._is_keyframe(packet.payload)
+        layer.cache.put(packet)
         if self._video:
-            layer.cache.put(packet)
             if keyframe:
                 layer.keyframes += 1
                 if self._mime.lower() == "video/vp8":
@@ -295,7 +298,7 @@ class UpTrack:
         if old is not None:  # the publisher restarted this layer with a new SSRC
             self._by_ssrc.pop(old.ssrc, None)
             self._layers.remove(old)
-        layer = Layer(rid, packet.ssrc, self._cache_size if self._video else 1)
+        layer = Layer(rid, packet.ssrc, self._cache_size if self._video else AUDIO_CACHE_SIZE)
         self._layers.append(layer)
         self._by_ssrc[packet.ssrc] = layer
         self._by_rid[rid] = layer
