@@ -104,6 +104,7 @@ class Harness:
     def __init__(self, up: UpTrack, down: DownTrack) -> None:
         self.up, self.down = up, down
         self.out: list[tuple[int, int, int]] = []  # (seq, ts, source ssrc)
+        self.raw: list[bytes] = []
         self.seq = {"q": 100, "h": 5000, "f": 30000}
         self.ssrc = {"q": 1111, "h": 2222, "f": 3333}
         self.ts = {"q": 10, "h": 1_000_000, "f": 7_000_000}
@@ -114,13 +115,14 @@ class Harness:
         if 200 <= data[1] <= 206:
             return True
         self.out.append((int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8], "big"), self.last_ssrc))
+        self.raw.append(data)
         return True
 
-    def feed(self, rid: str, key: bool = False) -> None:
+    def feed(self, rid: str, key: bool = False, payload: bytes | None = None) -> None:
         packet = RtpPacket(
             payload_type=96, sequence_number=self.seq[rid], timestamp=self.ts[rid], ssrc=self.ssrc[rid]
         )
-        packet.payload = KEY if key else DELTA
+        packet.payload = payload if payload is not None else KEY if key else DELTA
         packet.extensions.rtp_stream_id = rid
         packet.extensions.mid = "0"
         self.seq[rid] = (self.seq[rid] + 1) & 0xFFFF
@@ -288,3 +290,63 @@ async def test_answers_to_chrome_v1_offers_use_the_offers_payload_types() -> Non
             assert video, "video m-lines accept VP8"
     finally:
         await pc.close()
+
+
+# ---- VP8 payload descriptors stay continuous across layer switches
+
+
+def vp8_payload(picture_id: int, tl0: int, *, key: bool, keyidx: int = 0) -> bytes:
+    """Start of a VP8 frame with X, I (15-bit PictureID), L, T and K set (RFC 7741 §4.2)."""
+    head = bytes([0x90, 0xF0, 0x80 | (picture_id >> 8), picture_id & 0xFF, tl0, keyidx & 0x1F])
+    frame = KEY[3:] if key else DELTA[3:]  # KEY/DELTA: 3-byte descriptor, then the VP8 frame
+    return head + frame
+
+
+def descriptor(data: bytes) -> tuple[int, int, int]:
+    """(PictureID, TL0PICIDX, KEYIDX) of a forwarded packet."""
+    p = RtpPacket.parse(data).payload
+    assert p[0] & 0x80 and p[1] == 0xF0 and p[2] & 0x80
+    return ((p[2] & 0x7F) << 8) | p[3], p[4], p[5] & 0x1F
+
+
+async def test_vp8_picture_ids_and_tl0picidx_continue_across_layer_switches(harness: Harness) -> None:
+    h = harness
+    pid = {"q": 100, "h": 20000, "f": 32765}  # f wraps its 15-bit PictureID while forwarded
+    tl0 = {"q": 7, "h": 200, "f": 254}
+    keyidx = {"q": 3, "h": 17, "f": 30}
+
+    def feed(rid: str, key: bool = False) -> None:
+        if key:
+            keyidx[rid] = (keyidx[rid] + 1) & 0x1F
+        h.feed(rid, payload=vp8_payload(pid[rid], tl0[rid], key=key, keyidx=keyidx[rid]))
+        pid[rid] = (pid[rid] + 1) & 0x7FFF
+        tl0[rid] = (tl0[rid] + 1) & 0xFF
+
+    feed("q", key=True)
+    for _ in range(3):
+        feed("q")
+    feed("h")  # not forwarded yet: no keyframe
+    feed("h", key=True)
+    for _ in range(3):
+        feed("h")
+        feed("q")
+    feed("f", key=True)
+    for _ in range(6):
+        feed("f")
+    assert h.sources() == [1111] * 4 + [2222] * 4 + [3333] * 7
+    out = [descriptor(d) for d in h.raw]
+    assert out[0] == (100, 7, 4)  # the first segment keeps the source's numbering
+    for (p0, t0, _), (p1, t1, _), (seq, _, _) in zip(out, out[1:], h.out[1:], strict=False):
+        assert (p1 - p0) & 0x7FFF == 1, (seq, p0, p1)
+        assert (t1 - t0) & 0xFF == 1, (seq, t0, t1)
+    keyidxs = [k for _, _, k in out]
+    assert keyidxs == [4] * 4 + [5] * 4 + [6] * 7  # one more key frame at each switch
+
+    # the shared packets keep their own descriptors; a retransmission carries the rewritten one
+    cached = h.up.layer_for_ssrc(3333)
+    assert cached is not None and cached.cached(h.seq["f"] - 1) is not None
+    assert cached.cached(h.seq["f"] - 1).payload[2:4] == bytes([0x80 | 0, 3])  # type: ignore[union-attr]
+    last_seq = h.out[-1][0]
+    sent_before = len(h.raw)
+    assert h.down.answer_nack([last_seq]) == 1
+    assert RtpPacket.parse(h.raw[sent_before]).payload == RtpPacket.parse(h.raw[sent_before - 1]).payload

@@ -24,6 +24,7 @@ from parley.sfu.media.packet_cache import PacketCache
 from parley.sfu.media.rtp_munger import RtpMunger
 from parley.sfu.media.rtp_writer import RtpWriter
 from parley.sfu.media.sender_report import PublisherSr, build_sender_report, ntp_add, report_times
+from parley.sfu.media.vp8_munger import Vp8Munger
 
 pytestmark = pytest.mark.unit
 
@@ -169,3 +170,58 @@ def test_layer_ranking() -> None:
     assert [layer_rank(r) for r in ("q", "h", "f")] == [0, 1, 2]
     assert layer_rank("0") < layer_rank("2")
     assert best_layer([], 0.0) is None
+
+
+def _vp8(picture_id: int, *, wide: bool = True, tl0: int | None = None, start: bool = True) -> bytes:
+    ext = 0x80 | (0x40 if tl0 is not None else 0)
+    pid = bytes([0x80 | (picture_id >> 8), picture_id & 0xFF]) if wide else bytes([picture_id & 0x7F])
+    return (
+        bytes([0x80 | (0x10 if start else 0), ext])
+        + pid
+        + (bytes([tl0]) if tl0 is not None else b"")
+        + b"\x01xyz"
+    )
+
+
+def _fields(payload: bytes, head: bytes) -> tuple[int, int | None]:
+    data = head + payload[len(head) :]
+    if data[2] & 0x80:
+        pid, pos = ((data[2] & 0x7F) << 8) | data[3], 4
+    else:
+        pid, pos = data[2], 3
+    return pid, data[pos] if data[1] & 0x40 else None
+
+
+def test_vp8_munger_continues_picture_ids_within_the_field_width() -> None:
+    m = Vp8Munger()
+    # first segment: 15-bit ids, several packets per picture, one reordered packet
+    out = []
+    for pid, newest in ((500, True), (500, True), (501, True), (502, True), (501, False), (502, True)):
+        payload = _vp8(pid, tl0=pid & 0xFF)
+        out.append(_fields(payload, m.rewrite(payload, newest)))
+    assert out == [(500, 244), (500, 244), (501, 245), (502, 246), (501, 245), (502, 246)]
+    m.switch()
+    payload = _vp8(9000, tl0=3)
+    assert _fields(payload, m.rewrite(payload, True)) == (503, 247)
+    payload = _vp8(9001, tl0=4, start=False)
+    assert _fields(payload, m.rewrite(payload, True)) == (504, 248)
+    # a source with 7-bit ids keeps its width; numbering continues modulo 128
+    m.switch()
+    for i, pid in enumerate((126, 127, 0, 1)):
+        payload = _vp8(pid, wide=False)
+        head = m.rewrite(payload, True)
+        assert len(head) == 3 and _fields(payload, head)[0] == (505 + i) & 0x7F
+    assert m.last_picture_id is not None and m.last_picture_id & 0x7F == (505 + 3) & 0x7F
+    m.switch()
+    payload = _vp8(42)
+    assert _fields(payload, m.rewrite(payload, True))[0] == (m.last_picture_id or 0)
+    assert m.last_picture_id is not None and m.last_picture_id & 0x7F == (505 + 4) & 0x7F
+
+
+def test_vp8_munger_leaves_payloads_without_ids_alone() -> None:
+    m = Vp8Munger()
+    assert m.rewrite(bytes([0x10, 0x00, 0x01]), True) == b""  # no X
+    assert m.rewrite(bytes([0x90, 0x20, 0x40, 0x00]), True) == b""  # X with T only: no I/L/K
+    assert m.rewrite(bytes([0x90, 0x80]), True) == b""  # truncated
+    assert m.rewrite(bytes([0x90, 0x80, 0x85]), True) == b""  # M set but the second byte is missing
+    assert m.last_picture_id is None and m.last_tl0picidx is None
