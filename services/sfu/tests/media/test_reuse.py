@@ -146,3 +146,47 @@ async def test_a_freed_m_line_carries_another_track_on_a_continuous_stream(
             await pc.close()
         await room_a.close()
         await room_b.close()
+
+
+async def test_v1_a_client_offered_m_line_is_reused_after_an_inactive_answer(room: Room) -> None:
+    """v1: the client offers recvonly m-lines, the SFU answers. A's m-line is answered inactive once,
+    then carries B (here: the same publisher's audio again under another track id)."""
+    client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sfu = new_peer_connection()
+    room.pcs += [client, sfu]
+    client.addTransceiver("audio", direction="recvonly")
+
+    async def client_offers() -> None:
+        await client.setLocalDescription(await client.createOffer())
+        await sfu.setRemoteDescription(client.localDescription)
+
+    async def sfu_answers() -> str:
+        await sfu.setLocalDescription(await sfu.createAnswer())
+        await client.setRemoteDescription(sfu.localDescription)
+        return str(sfu.localDescription.sdp)
+
+    await client_offers()
+    [transceiver] = sfu.getTransceivers()
+    first = DownTrack.attach(
+        sfu, room.ups["audio"], stream_id="PA_p|TR_1", track_id="TR_1", transceiver=transceiver
+    )
+    await sfu_answers()
+    seen: list[RtpPacket] = []
+    internals.tap_receiver_rtp(client.getTransceivers()[0].receiver, lambda p, _t: seen.append(p))
+    await poll_until(lambda: len(seen) > 20, timeout=20, message="A on the client's m-line")
+
+    first.close()
+    transceiver.direction = "recvonly"  # what single_pc.detach does: inactive in the next answer
+    await client_offers()
+    assert "a=inactive" in await sfu_answers()
+    mark = len(seen)
+
+    await client_offers()
+    second = DownTrack.attach(
+        sfu, room.ups["audio"], stream_id="PA_p|TR_2", track_id="TR_2", transceiver=transceiver
+    )
+    answer = await sfu_answers()
+    assert "a=sendonly" in answer and "a=msid:PA_p|TR_2 TR_2" in answer
+    await poll_until(lambda: len(seen) > mark + 20, timeout=20, message="B on the reused m-line")
+    assert second.ssrc == first.ssrc and second.packets_sent > 0
+    assert (seen[mark].sequence_number - seen[mark - 1].sequence_number) & 0xFFFF == 1
