@@ -26,26 +26,34 @@ PYTHONS = {"sdk-1.2": sys.executable, "sdk-1.1": agents_python()}
 async def run_scenario(
     python: str, scenario: str, args: dict[str, Any], timeout: float = 120
 ) -> dict[str, Any]:
+    """The scenario's ``RESULT`` line comes from stdout alone: the SDK's native logs go to stderr and,
+    merged, could land in the middle of it."""
     proc = await asyncio.create_subprocess_exec(
         python,
         str(SCRIPT),
         scenario,
         json.dumps(args),
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
         proc.kill()
-        out, _ = await proc.communicate()
-        raise AssertionError(f"{scenario} timed out:\n{out.decode(errors='replace')[-6000:]}") from None
-    text = out.decode(errors="replace")
-    for line in text.splitlines():
+        out, err = await proc.communicate()
+        raise AssertionError(f"{scenario} timed out:\n{_tail(out, err)}") from None
+    for line in out.decode(errors="replace").splitlines():
         if line.startswith("RESULT "):
             result: dict[str, Any] = json.loads(line[len("RESULT ") :])
             return result
-    raise AssertionError(f"{scenario} failed (exit {proc.returncode}):\n{text[-6000:]}")
+    raise AssertionError(f"{scenario} failed (exit {proc.returncode}):\n{_tail(out, err)}")
+
+
+def _tail(out: bytes, err: bytes) -> str:
+    return (
+        f"--- stdout ---\n{out.decode(errors='replace')[-3000:]}\n"
+        f"--- stderr ---\n{err.decode(errors='replace')[-5000:]}"
+    )
 
 
 async def path_counts(metrics_url: str) -> dict[str, float]:
