@@ -8,12 +8,10 @@ so each scenario proves which path it really used (no silent fallback, no reconn
 from __future__ import annotations
 
 import importlib.util
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from parley.testing import Stack
@@ -42,41 +40,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(params=COMBOS, ids=[f"{sdk}-{path}" for sdk, path in COMBOS])
 def combo(request: pytest.FixtureRequest) -> tuple[str, str]:
     sdk, path = request.param
-    return str(runner.PYTHONS[sdk]), path
-
-
-async def path_counts(stack: Stack) -> dict[str, float]:
-    """The edge's ``parley_rtc_connections_total`` per path."""
-    counts = {"v0": 0.0, "v1": 0.0}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{stack.edge().health_port}/metrics") as resp,
-    ):
-        text = await resp.text()
-    for line in text.splitlines():
-        if line.startswith("parley_rtc_connections_total{"):
-            for path in counts:
-                if f'path="{path}"' in line:
-                    counts[path] = float(line.rsplit(" ", 1)[1])
-    return counts
+    return str(sdk), str(path)
 
 
 async def run(stack: Stack, combo: tuple[str, str], scenario: str, connections: int) -> dict[str, Any]:
     """Run a scenario; assert its ``connections`` joins all used the expected path."""
-    python, path = combo
-    args = {
-        "url": stack.ws_url,
-        "key": stack.api_key,
-        "secret": stack.api_secret,
-        "room": f"room-{uuid.uuid4().hex[:8]}",
-        "path": path,
-    }
-    before = await path_counts(stack)
-    result: dict[str, Any] = await runner.run_scenario(python, scenario, args)
-    after = await path_counts(stack)
-    other = "v0" if path == "v1" else "v1"
-    assert after[path] - before[path] == connections, (before, after)
-    assert after[other] == before[other], (before, after)
+    result: dict[str, Any] = await runner.run_on_path(stack, *combo, scenario, connections)
     return result
 
 
