@@ -3,7 +3,14 @@
 Publishers get one REMB per peer connection from a loss-based estimate with a start value and a floor
 (``bwe.py``, ``publisher_feedback.py``, knobs in ``settings.BweSettings``), not from aiortc's
 delay-based estimator, which never exceeds ~1.5x the incoming rate and so kept browsers on the
-quarter simulcast layer.
+quarter simulcast layer. ``configure()`` takes the estimate's floor/start/cap from
+``rtc.bwe_min_bitrate`` / ``bwe_start_bitrate`` / ``bwe_max_bitrate``.
+
+A subscriber's output stream (sequence numbers, timestamps, VP8 PictureID/TL0PICIDX/KEYIDX, RTX
+sequence numbers, SR counters) belongs to the aiortc sender (``out_stream.py``), so an m-line whose
+DownTrack closed can carry a new DownTrack (``DownTrack.attach(..., transceiver=t)``) after it was
+negotiated inactive once. NACKs are answered as RTX (RFC 4588) where the subscriber negotiated RTX,
+and for audio only where it negotiated ``nack`` for the audio codec.
 """
 
 from parley.sfu.media.down_track import DownTrack
