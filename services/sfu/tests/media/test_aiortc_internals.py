@@ -114,6 +114,10 @@ async def test_private_attributes_exist_on_real_objects() -> None:
             assert hasattr(s, f"_RTCRtpSender__{name}"), name
         assert isinstance(s._ssrc, int) and isinstance(s._stream_id, str) and isinstance(s._track_id, str)
         assert internals.receiver_rtcp_ssrc(t.receiver) == s._ssrc
+        # the RTX SSRC our retransmissions use is the one aiortc signals in a=ssrc-group:FID
+        assert isinstance(s._rtx_ssrc, int) and internals.sender_rtx_ssrc(t.sender) == s._rtx_ssrc
+        await pc.setLocalDescription(await pc.createOffer())
+        assert f"a=ssrc-group:FID {s._ssrc} {s._rtx_ssrc}" in pc.localDescription.sdp
         assert isinstance(internals.transceiver_codecs(t), list)
         transport: Any = t.receiver.transport
         assert transport._state == State.NEW
