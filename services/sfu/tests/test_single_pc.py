@@ -102,7 +102,9 @@ def test_free_m_lines_exclude_sending_used_and_retired_ones() -> None:
     p.downtracks["TR_a"] = FakeDown(FakeTransceiver("0"))
     assert single_pc.free_mids(p) == {"audio": ["1"], "video": ["2"]}
     single_pc.detach(p, "TR_a")
-    assert single_pc.free_mids(p) == {"audio": ["1"], "video": ["2"]}  # "0" is retired, not reused
+    assert single_pc.free_mids(p) == {"audio": ["1"], "video": ["2"]}  # "0" waits for its inactive answer
+    single_pc.answered_inactive_once(p, {"0"})
+    assert single_pc.free_mids(p) == {"audio": ["0", "1"], "video": ["2"]}  # then it is reused
     # a client that later sends recvonly on its own former sending m-line does not get it reused
     single_pc.note_offer(p, offer(m_line("audio", "3", "recvonly")))
     assert single_pc.free_mids(p) == {"audio": [], "video": []}
@@ -151,6 +153,58 @@ def test_v1_subscription_waits_for_an_offer_and_unsubscribe_drops_it() -> None:
     assert not subscriptions.subscribe(None, sub, pub, t)  # type: ignore[arg-type]
     subscriptions.unsubscribe(sub, "TR_x")
     assert sub.v1.pending == {}
+
+
+def test_a_mid_retired_after_the_answer_was_built_stays_retired() -> None:
+    p = participant()
+    single_pc.note_offer(p, offer(m_line("audio", "0", "recvonly"), m_line("audio", "1", "recvonly")))
+    for sid, mid in (("TR_a", "0"), ("TR_b", "1")):
+        p.downtracks[sid] = FakeDown(FakeTransceiver(mid))
+    single_pc.detach(p, "TR_a")
+    in_answer = set(p.v1.retired_mids)
+    single_pc.detach(p, "TR_b")  # while the answer was being created
+    single_pc.answered_inactive_once(p, in_answer)
+    assert p.v1.retired_mids == {"1"}
+    assert single_pc.free_mids(p) == {"audio": ["0"], "video": []}
+
+
+@dataclass
+class FakePc:
+    transceivers: list[Any]
+
+    def getTransceivers(self) -> list[Any]:
+        return self.transceivers
+
+
+@dataclass
+class V0Transceiver:
+    mid: str | None
+    kind: str = "audio"
+    direction: str = "inactive"
+    currentDirection: str | None = "inactive"
+    stopped: bool = False
+
+
+def test_v0_reuses_only_an_m_line_negotiated_inactive_and_free() -> None:
+    sub = participant()
+    live = V0Transceiver("0")
+    candidates: list[Any] = [
+        live,  # still carries a DownTrack
+        V0Transceiver("1", kind="video", direction="sendonly", currentDirection="sendonly"),
+        V0Transceiver(None),  # never negotiated
+        V0Transceiver("3", stopped=True),
+        V0Transceiver("4", currentDirection="sendonly"),  # its inactive offer is not answered yet
+        V0Transceiver("5", direction="sendonly", currentDirection="sendonly"),
+    ]
+    sub.downtracks["TR_live"] = FakeDown(live)  # type: ignore[arg-type]
+    pc: Any = FakePc(candidates)
+    assert subscriptions.reusable_transceiver(sub, pc, "audio") is None
+    free: Any = V0Transceiver("6")
+    candidates.append(free)
+    assert subscriptions.reusable_transceiver(sub, pc, "audio") is free
+    assert subscriptions.reusable_transceiver(sub, pc, "video") is None
+    candidates[1].direction = candidates[1].currentDirection = "inactive"
+    assert subscriptions.reusable_transceiver(sub, pc, "video") is candidates[1]
 
 
 def test_mid_to_track_id_names_every_downtrack() -> None:

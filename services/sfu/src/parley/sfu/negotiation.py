@@ -20,6 +20,11 @@ PUBLISHER = int(rtc.SignalTarget.PUBLISHER)
 SUBSCRIBER = int(rtc.SignalTarget.SUBSCRIBER)
 
 
+def count_m_lines(sdp: str, kind: str) -> int:
+    """How many ``m=<kind>`` sections an SDP has (logged so SDP growth under churn is visible)."""
+    return sum(1 for line in sdp.splitlines() if line.startswith(f"m={kind} "))
+
+
 async def send_subscriber_offer(p: Participant) -> None:
     """Offer the subscriber PC's current state; if an offer is in flight, offer again after its answer."""
     pc, neg = p.sub_pc, p.sub_negotiation
@@ -36,6 +41,13 @@ async def send_subscriber_offer(p: Participant) -> None:
     description = pc.localDescription
     p.send(
         rtc.SignalResponse(offer=rtc.SessionDescription(type="offer", sdp=description.sdp, id=neg.offer_id))
+    )
+    log.info(
+        "sent subscriber offer",
+        participant=p.sid,
+        offer_id=neg.offer_id,
+        m_audio=count_m_lines(description.sdp, "audio"),
+        m_video=count_m_lines(description.sdp, "video"),
     )
 
 

@@ -49,7 +49,7 @@ class SinglePcState:
     publish_mids: set[str] = field(default_factory=set)
     """m-lines that ever carried the client's own media: never reused for downstream."""
     retired_mids: set[str] = field(default_factory=set)
-    """m-lines whose DownTrack closed: inactive from then on."""
+    """m-lines whose DownTrack closed and whose inactive answer is not sent yet (free again after it)."""
     answered: bool = False
     needs_offer: bool = False
     """Something changed that only a new client offer can carry."""

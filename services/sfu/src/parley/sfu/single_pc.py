@@ -66,6 +66,8 @@ async def answer_offer(room: Room, p: Participant, offer: rtc.SessionDescription
         raise NegotiationError(f"cannot apply offer: {type(exc).__name__}: {exc}") from exc
     note_offer(p, offer.sdp)
     attached = attach_pending(p, pc)
+    # m-lines retired so far go inactive in this answer; one retired later waits for the next answer
+    answered_inactive = set(p.v1.retired_mids)
     try:
         await pc.setLocalDescription(await pc.createAnswer())
     except Exception as exc:
@@ -76,6 +78,14 @@ async def answer_offer(room: Room, p: Participant, offer: rtc.SessionDescription
     )
     p.send(rtc.SignalResponse(answer=answer))
     state = p.v1
+    answered_inactive_once(p, answered_inactive)
+    log.info(
+        "answered offer",
+        participant=p.sid,
+        m_audio=negotiation.count_m_lines(answer_sdp, "audio"),
+        m_video=negotiation.count_m_lines(answer_sdp, "video"),
+        inactive=",".join(sorted(answered_inactive)),
+    )
     state.answered = True
     state.awaiting_offer = False
     for pub, track in attached:
@@ -107,11 +117,11 @@ def note_offer(p: Participant, offer_sdp: str) -> None:
 
 
 def free_mids(p: Participant) -> dict[str, list[str]]:
-    """Recvonly m-lines of the latest offer that never carried anything, per kind, in offer order.
+    """Recvonly m-lines of the latest offer that carry no DownTrack, never carried the client's own
+    media and are not waiting for their inactive answer, per kind, in offer order.
 
-    A retired m-line (its DownTrack closed) is not reused: a new DownTrack on the same sender would
-    restart the SSRC's sequence numbers and SRTP refuses them ("replay check failed"); see the
-    media engine request in the session-layer notes."""
+    An m-line whose DownTrack closed (``retired_mids``) is answered inactive once, then reused: the
+    media engine continues the sender's stream (same SSRC, continuous seq/ts) on the new DownTrack."""
     state = p.v1
     used = {down.transceiver.mid for down in p.downtracks.values()}
     free: dict[str, list[str]] = {"audio": [], "video": []}
@@ -183,6 +193,14 @@ def detach(p: Participant, track_sid: str) -> None:
     if down.transceiver.mid is not None:
         p.v1.retired_mids.add(down.transceiver.mid)
     p.v1.needs_offer = True
+
+
+def answered_inactive_once(p: Participant, mids: set[str]) -> None:
+    """``mids`` went out inactive in the answer just sent: free from the client's next offer on.
+
+    libwebrtc fires ontrack only when an m-line starts receiving, so an m-line never goes from
+    sendonly (msid A) to sendonly (msid B) in one answer: it is answered inactive once in between."""
+    p.v1.retired_mids -= mids
 
 
 def wants_offer(p: Participant) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from livekit.protocol import rtc
 
 from parley.observability import get_logger
@@ -44,18 +45,46 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
         sub.v1.needs_offer = True
         return True
     pc = room.ensure_subscriber_pc(sub)
+    transceiver = reusable_transceiver(sub, pc, track.up.kind)
     try:
-        down = engine.DownTrack.attach(pc, track.up, stream_id=f"{pub.sid}|{sid}", track_id=sid)
+        down = engine.DownTrack.attach(
+            pc, track.up, stream_id=f"{pub.sid}|{sid}", track_id=sid, transceiver=transceiver
+        )
         down.paused = track.info.muted
     except Exception:
         log.exception("cannot attach downtrack", room=room.name, participant=sub.sid, track=sid)
         return False
     sub.downtracks[sid] = down
     sub.sub_negotiation.needs_offer = True
+    if transceiver is not None:
+        log.info(
+            "subscribed on a freed m-line",
+            room=room.name,
+            participant=sub.sid,
+            track=sid,
+            mid=transceiver.mid,
+        )
     if not track.subscribed_once:
         track.subscribed_once = True
         pub.send(rtc.SignalResponse(track_subscribed=rtc.TrackSubscribed(track_sid=sid)))
     return True
+
+
+def reusable_transceiver(sub: Participant, pc: RTCPeerConnection, kind: str) -> RTCRtpTransceiver | None:
+    """v0: an m-line of the subscriber PC freed by an unsubscription and already negotiated inactive
+    (libwebrtc fires ontrack only when an m-line starts receiving, so it must have stopped first)."""
+    live = {id(down.transceiver) for down in sub.downtracks.values()}
+    for t in pc.getTransceivers():
+        if (
+            t.kind == kind
+            and t.mid is not None
+            and not t.stopped
+            and t.direction == "inactive"
+            and t.currentDirection == "inactive"
+            and id(t) not in live
+        ):
+            return t
+    return None
 
 
 def unsubscribe(sub: Participant, track_sid: str) -> None:
@@ -69,7 +98,7 @@ def unsubscribe(sub: Participant, track_sid: str) -> None:
         down.close()
     except Exception:
         log.exception("downtrack close failed", participant=sub.sid, track=track_sid)
-    # the next offer ends the m-line (not reused: see single_pc.free_mids)
+    # the next offer makes the m-line inactive; once answered so, it can carry another subscription
     down.transceiver.direction = "inactive"
     sub.sub_negotiation.needs_offer = True
 
