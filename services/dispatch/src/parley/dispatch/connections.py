@@ -16,13 +16,14 @@ from parley.bus import Bus, ErrorCode, RpcError
 from parley.dispatch import outbound, routes
 from parley.dispatch.config import DispatchConfig
 from parley.dispatch.events import JOB_STARTED, JobEvents
-from parley.dispatch.ids import WORKER_PREFIX, WorkerID, new_id, now_ms
+from parley.dispatch.ids import WorkerID
 from parley.dispatch.jobs import Jobs, now_ns
 from parley.dispatch.records import WorkerRecord
 from parley.dispatch.store import TERMINAL, Store
 from parley.dispatch.token import agent_token, participant_identity
 from parley.observability import get_logger
 from parley.protocol.gen.dispatch.v1 import dispatch_pb2 as pb
+from parley.protocol.ids import WORKER_PREFIX, new_id, now_ms
 
 log = get_logger("parley.dispatch.connections")
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from livekit.protocol import agent_dispatch
 
-from parley.dispatch.ids import DISPATCH_PREFIX, new_id
 from parley.dispatch.jobs import now_ns
+from parley.protocol.ids import DISPATCH_PREFIX, new_id
 
 
 def new_dispatch(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from livekit.protocol import agent
 
 from parley.bus import Bus, subjects
-from parley.dispatch.ids import EVENT_PREFIX, new_id, now_ms
 from parley.observability import get_logger
 from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
+from parley.protocol.ids import EVENT_PREFIX, new_id, now_ms
 
 log = get_logger("parley.dispatch.events")
 

@@ -9,9 +9,10 @@ from livekit.protocol import agent, agent_dispatch, models
 from parley.bus import Bus
 from parley.dispatch import outbound
 from parley.dispatch.events import JOB_ENDED, JobEvents
-from parley.dispatch.ids import JOB_PREFIX, JobID, new_id, now_ms
+from parley.dispatch.ids import JobID
 from parley.dispatch.store import TERMINAL, Store
 from parley.observability import get_logger
+from parley.protocol.ids import JOB_PREFIX, new_id, now_ms
 
 log = get_logger("parley.dispatch.jobs")
 

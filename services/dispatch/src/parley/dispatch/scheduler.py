@@ -11,12 +11,13 @@ from parley.bus import Bus, BusError
 from parley.dispatch import outbound, routes
 from parley.dispatch.config import DispatchConfig
 from parley.dispatch.connections import Connections
-from parley.dispatch.ids import JobID, now_ms
+from parley.dispatch.ids import JobID
 from parley.dispatch.jobs import Jobs, new_job, now_ns
 from parley.dispatch.selection import eligible, weighted_order
 from parley.dispatch.store import TERMINAL, Store
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.dispatch.v1 import dispatch_pb2 as pb
+from parley.protocol.ids import now_ms
 
 log = get_logger("parley.dispatch.scheduler")
 

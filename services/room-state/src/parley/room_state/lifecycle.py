@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from parley.observability import get_logger
+from parley.protocol.ids import now_ms
 from parley.room_state import rooms
-from parley.room_state.ids import now_ms
 from parley.room_state.store import Store
 
 log = get_logger("parley.room_state.lifecycle")

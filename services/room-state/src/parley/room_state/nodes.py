@@ -5,7 +5,7 @@ from __future__ import annotations
 from parley.bus import Bus, Delivery, Subscription, subjects
 from parley.observability import get_logger
 from parley.protocol.gen.sfu.v1 import node_pb2
-from parley.room_state.ids import now_ms
+from parley.protocol.ids import now_ms
 from parley.room_state.store import Store
 
 log = get_logger("parley.room_state.nodes")

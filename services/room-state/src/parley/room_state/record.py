@@ -12,7 +12,7 @@ from livekit.protocol import models
 from livekit.protocol.room import RoomConfiguration
 
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
-from parley.room_state.ids import EVENT_PREFIX, new_id, now_ms
+from parley.protocol.ids import EVENT_PREFIX, new_id, now_ms
 
 Kind = models.ParticipantInfo.Kind
 DEPENDENT_KINDS = (Kind.AGENT, Kind.EGRESS)

@@ -16,6 +16,7 @@ from livekit.protocol.room import (
 
 from parley.config import RoomConfig
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
+from parley.protocol.ids import PARTICIPANT_PREFIX, ROOM_PREFIX, new_id, now_ms
 from parley.room_state.errors import (
     NoNodeAvailable,
     ParticipantNotFound,
@@ -23,7 +24,6 @@ from parley.room_state.errors import (
     RoomNotFound,
     TrackNotFound,
 )
-from parley.room_state.ids import PARTICIPANT_PREFIX, ROOM_PREFIX, new_id, now_ms
 from parley.room_state.record import RoomRecord
 from parley.room_state.store import Mutation
 

@@ -7,7 +7,6 @@ ClientSignal. A frame that is not a SignalRequest closes the socket with 1007 an
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -19,16 +18,13 @@ from livekit.protocol import rtc
 from parley.auth import Claims
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.signal.v1 import relay_pb2
+from parley.protocol.ids import now_ms
 from parley.signaling.rtc.relay import Outbox, Relay
 from parley.signaling.rtc.tokens import REFRESH_INTERVAL_SECONDS, refreshed_token
 
 log = get_logger("parley.signaling.rtc")
 
 CLOSE_INVALID_PAYLOAD = 1007
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def keepalive_reply(request: rtc.SignalRequest) -> rtc.SignalResponse | None:
