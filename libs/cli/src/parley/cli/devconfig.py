@@ -8,6 +8,7 @@ are inherited, so the layering is the one every service applies on its own.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ConfigDict
 
-from parley.config import ConfigError, ParleyConfig, load_config
+from parley.config import ConfigError, ParleyConfig, deep_merge, load_config
 from parley.config.sections import TurnConfig
 from parley.runtime.processes import SERVICES
 
@@ -120,7 +121,7 @@ def plan(
 ) -> DevPlan:
     """Layer the sources and validate the shared sections (raises ConfigError naming the key)."""
     environ = dict(os.environ if env is None else env)
-    body = _merge(_deepcopy(DEV_DEFAULTS), _user_yaml(config_file, environ))
+    body = deep_merge(copy.deepcopy(DEV_DEFAULTS), _user_yaml(config_file, environ))
     overrides: list[str] = []
     if port is not None:
         overrides.append(f"port={port}")
@@ -155,16 +156,3 @@ def _user_yaml(config_file: str | None, environ: Mapping[str, str]) -> dict[str,
     if not isinstance(loaded, dict):
         raise ConfigError(origin, "the YAML document must be a mapping")
     return loaded
-
-
-def _deepcopy(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deepcopy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base

@@ -7,7 +7,7 @@ The YAML layout follows LiveKit's livekit.yaml where a key exists there.
 """
 
 from parley.config.errors import ConfigError
-from parley.config.loader import load_config
+from parley.config.loader import deep_merge, load_config
 from parley.config.sections import (
     DEV_API_KEY,
     DEV_API_SECRET,
@@ -35,5 +35,6 @@ __all__ = [
     "TurnConfig",
     "TurnServerConfig",
     "WebhookConfig",
+    "deep_merge",
     "load_config",
 ]

@@ -26,8 +26,8 @@ def load_config(
     """Load ``model`` from every source. ``overrides`` are ``section.key=value`` strings."""
     environ = os.environ if env is None else env
     data: dict[str, Any] = {}
-    _merge(data, _yaml_source(config_file, environ))
-    _merge(data, _env_source(model, environ))
+    deep_merge(data, _yaml_source(config_file, environ))
+    deep_merge(data, _env_source(model, environ))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
@@ -118,9 +118,12 @@ def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``extra`` into ``base`` in place (nested mappings key by key, other values replace)
+    and return ``base``. Values of ``extra`` are not copied."""
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            deep_merge(base[key], value)
         else:
             base[key] = value
+    return base

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parley.config import deep_merge
 from parley.runtime.processes import (
     SERVICES,
     ManagedProcess,
@@ -94,7 +95,7 @@ class Stack:
             "rtc": {"use_loopback": True, "port_range_start": 40000, "port_range_end": 49999},
             "logging": {"level": "info", "json_output": False},
         }
-        _merge(config, copy.deepcopy(self.config))
+        deep_merge(config, copy.deepcopy(self.config))
         return config
 
     def start(self) -> Stack:
@@ -174,11 +175,3 @@ class Stack:
     def log(self, service: str, index: int = 0) -> str:
         path = self.log_dir / f"{service}-{index}.log"
         return path.read_text() if path.exists() else ""
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
