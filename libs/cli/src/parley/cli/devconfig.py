@@ -13,13 +13,12 @@ import importlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ConfigDict
 
-from parley.config import ConfigError, ParleyConfig, deep_merge, load_config
+from parley.config import ParleyConfig, deep_merge, load_config, yaml_source
 from parley.config.sections import TurnConfig
 from parley.runtime.processes import SERVICES
 
@@ -121,7 +120,7 @@ def plan(
 ) -> DevPlan:
     """Layer the sources and validate the shared sections (raises ConfigError naming the key)."""
     environ = dict(os.environ if env is None else env)
-    body = deep_merge(copy.deepcopy(DEV_DEFAULTS), _user_yaml(config_file, environ))
+    body = deep_merge(copy.deepcopy(DEV_DEFAULTS), yaml_source(config_file, environ))
     overrides: list[str] = []
     if port is not None:
         overrides.append(f"port={port}")
@@ -134,25 +133,3 @@ def plan(
     view_env = {**child_env, "PARLEY_CONFIG": yaml.safe_dump(body)}
     config = load_config(SharedView, overrides=overrides, env=view_env)
     return DevPlan(body=body, overrides=overrides, config=config, env=child_env)
-
-
-def _user_yaml(config_file: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
-    path = config_file or environ.get("PARLEY_CONFIG_FILE")
-    if path:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError("config_file", f"cannot read {path}: {exc.strerror}") from exc
-        origin = path
-    else:
-        text = environ.get("PARLEY_CONFIG", "")
-        origin = "PARLEY_CONFIG"
-    try:
-        loaded = yaml.safe_load(text) if text else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(origin, f"not valid YAML: {exc}") from exc
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(origin, "the YAML document must be a mapping")
-    return loaded

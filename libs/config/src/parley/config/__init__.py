@@ -7,7 +7,7 @@ The YAML layout follows LiveKit's livekit.yaml where a key exists there.
 """
 
 from parley.config.errors import ConfigError
-from parley.config.loader import deep_merge, load_config
+from parley.config.loader import deep_merge, load_config, yaml_source
 from parley.config.sections import (
     DEV_API_KEY,
     DEV_API_SECRET,
@@ -37,4 +37,5 @@ __all__ = [
     "WebhookConfig",
     "deep_merge",
     "load_config",
+    "yaml_source",
 ]

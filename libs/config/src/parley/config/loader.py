@@ -26,7 +26,7 @@ def load_config(
     """Load ``model`` from every source. ``overrides`` are ``section.key=value`` strings."""
     environ = os.environ if env is None else env
     data: dict[str, Any] = {}
-    deep_merge(data, _yaml_source(config_file, environ))
+    deep_merge(data, yaml_source(config_file, environ))
     deep_merge(data, _env_source(model, environ))
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -42,7 +42,8 @@ def load_config(
         raise ConfigError(key or "<root>", message) from exc
 
 
-def _yaml_source(config_file: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+def yaml_source(config_file: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The YAML layer: ``config_file``, else ``PARLEY_CONFIG_FILE``, else the body in ``PARLEY_CONFIG``."""
     path = config_file or environ.get(f"{ENV_PREFIX}CONFIG_FILE")
     body: str | None = None
     origin = "PARLEY_CONFIG"
