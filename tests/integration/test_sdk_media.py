@@ -43,9 +43,11 @@ def combo(request: pytest.FixtureRequest) -> tuple[str, str]:
     return str(sdk), str(path)
 
 
-async def run(stack: Stack, combo: tuple[str, str], scenario: str, connections: int) -> dict[str, Any]:
+async def run(
+    stack: Stack, combo: tuple[str, str], scenario: str, connections: int, **extra: Any
+) -> dict[str, Any]:
     """Run a scenario; assert its ``connections`` joins all used the expected path."""
-    result: dict[str, Any] = await runner.run_on_path(stack, *combo, scenario, connections)
+    result: dict[str, Any] = await runner.run_on_path(stack, *combo, scenario, connections, **extra)
     return result
 
 
@@ -93,10 +95,43 @@ def mids_of(lines: list[str], track_sid: str) -> list[str]:
     ]
 
 
+def field_of(line: str, name: str) -> str:
+    return next(f for f in line.split() if f.startswith(f"{name}=")).removeprefix(f"{name}=")
+
+
+async def test_track_churn_reuses_freed_m_lines(stack: Stack, combo: tuple[str, str]) -> None:
+    """A publishes 5 tones one after the other (each unpublished before the next), then B unsubscribes
+    from the last and subscribes again: B hears each track's own frequency, and the subscriber SDP
+    stays bounded because freed m-lines (answered/offered inactive once) carry the next tracks."""
+    start = len(stack.log("sfu").splitlines())
+    # v0: a resubscription to the same track is not heard by the SDK yet (see the session-layer notes)
+    v1 = combo[1] == "v1"
+    result = await run(stack, combo, "churn", 2, resubscribe=v1)
+    expected = [440.0, 660.0, 880.0, 550.0, 770.0] + ([770.0] if v1 else [])
+    assert len(result["heard"]) == len(expected), result
+    assert all(abs(h - e) < 15 for h, e in zip(result["heard"], expected, strict=True)), result
+    assert result["unsubscribed"] == (result["sids"] if v1 else result["sids"][:-1]), result
+    lines = [
+        line for line in stack.log("sfu").splitlines()[start:] if f"participant={result['bob_sid']}" in line
+    ]
+    sdp_lines = [line for line in lines if "answered offer" in line or "sent subscriber offer" in line]
+    assert sdp_lines, lines[-20:]
+    m_audio = [int(field_of(line, "m_audio")) for line in sdp_lines]
+    # without reuse: one more audio m-line per subscription (5 or 6)
+    assert max(m_audio) <= 3, m_audio
+    if v1:
+        mids = [field_of(line, "mid") for line in lines if "subscribed on client m-line" in line]
+        assert len(mids) == 6 and len(set(mids)) <= 3, mids
+        assert not [line for line in lines if "asked for an offer" in line and "audios=0" not in line]
+    else:
+        reused = [line for line in lines if "subscribed on a freed m-line" in line]
+        assert len(reused) >= 2, reused
+
+
 async def test_more_tracks_than_offered_m_lines(stack: Stack, combo: tuple[str, str]) -> None:
     """v1: a 4th audio track needs a 4th recvonly m-line (media_sections_requirement); an
-    unsubscription retires its m-line (inactive), so a 5th track gets a new one. v0: the same churn
-    over the server-offered subscriber PC."""
+    unsubscription frees its m-line once answered inactive, so a 5th track gets it (or a new one if it
+    comes before that answer). v0: the same churn over the server-offered subscriber PC."""
     start = len(stack.log("sfu").splitlines())
     result = await run(stack, combo, "manytracks", 2)
     sids = result["sids"]
@@ -107,7 +142,8 @@ async def test_more_tracks_than_offered_m_lines(stack: Stack, combo: tuple[str, 
     lines = stack.log("sfu").splitlines()[start:]
     if combo[1] == "v1":
         requests = [line for line in lines if "asked for an offer" in line and "audios=1" in line]
-        assert len(requests) == 2, requests
+        assert 1 <= len(requests) <= 2, requests
         mids = [mids_of(lines, sid) for sid in sids]
         assert all(len(m) == 1 for m in mids), mids
-        assert len({m[0] for m in mids}) == 5, mids
+        distinct = len({m[0] for m in mids})
+        assert distinct == 5 - (mids[4] == mids[0]) and distinct == 3 + len(requests), mids

@@ -285,7 +285,75 @@ async def manytracks(args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+CHURN_HZ = [440.0, 660.0, 880.0, 550.0, 770.0]
+
+
+async def churn(args: dict[str, Any]) -> dict[str, Any]:
+    """A publishes one tone at a time (``CHURN_HZ``), unpublishing each before the next; then (unless
+    ``resubscribe`` is false) B unsubscribes from the last one and subscribes again. B must hear every new track's own tone while
+    the SFU reuses freed m-lines (the test checks the subscriber SDP stays bounded in the SFU log)."""
+    b = await connect(args, "bob")
+    a = await connect(args, "alice")
+    subscribed: list[str] = []
+    unsubscribed: list[str] = []
+    b.on("track_subscribed", lambda track, pub, participant: subscribed.append(pub.sid))
+    b.on("track_unsubscribed", lambda track, pub, participant: unsubscribed.append(pub.sid))
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    heard: list[float] = []
+    sids: list[str] = []
+
+    async def publish(name: str, hz: float, tone_stop: asyncio.Event) -> str:
+        audio = rtc.AudioSource(SAMPLE_RATE, 1)
+        tasks.append(asyncio.create_task(play_tone(audio, tone_stop, hz)))
+        track = rtc.LocalAudioTrack.create_audio_track(name, audio)
+        opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        return (await a.local_participant.publish_track(track, opts)).sid
+
+    async def hear(sid: str) -> float:
+        await wait_for(lambda: subscribed.count(sid) > unsubscribed.count(sid), 20, f"{sid} at bob")
+        remote = await wait_for(
+            lambda: (
+                b.remote_participants.get("alice")
+                and (pub := b.remote_participants["alice"].track_publications.get(sid))
+                and pub.track
+            ),
+            10,
+            f"{sid} track at bob",
+        )
+        return await asyncio.wait_for(receive_audio(remote, 0.5), 15)
+
+    for i, hz in enumerate(CHURN_HZ):
+        tone_stop = asyncio.Event()
+        sid = await publish(f"mic{i}", hz, tone_stop if i < len(CHURN_HZ) - 1 else stop)
+        sids.append(sid)
+        heard.append(await hear(sid))
+        if i < len(CHURN_HZ) - 1:
+            tone_stop.set()
+            await a.local_participant.unpublish_track(sid)
+            await wait_for(lambda sid=sid: sid in unsubscribed, 15, f"{sid} unsubscribed at bob")
+    if args.get("resubscribe", True):
+        last = b.remote_participants["alice"].track_publications[sids[-1]]
+        last.set_subscribed(False)
+        await wait_for(lambda: sids[-1] in unsubscribed, 15, "last track unsubscribed at bob")
+        last.set_subscribed(True)
+        heard.append(await hear(sids[-1]))
+    stop.set()
+    await asyncio.gather(*tasks)
+    result = {
+        "sids": sids,
+        "heard": heard,
+        "subscribed": list(subscribed),
+        "unsubscribed": list(unsubscribed),
+        "bob_sid": b.local_participant.sid,
+    }
+    await a.disconnect()
+    await b.disconnect()
+    return result
+
+
 SCENARIOS = {
+    "churn": churn,
     "media": media,
     "data": data,
     "autosub": autosub,

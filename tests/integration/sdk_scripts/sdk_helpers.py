@@ -47,12 +47,12 @@ async def wait_for(check: Any, timeout: float, what: str) -> Any:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-async def play_tone(source: rtc.AudioSource, stop: asyncio.Event) -> None:
+async def play_tone(source: rtc.AudioSource, stop: asyncio.Event, hz: float = TONE_HZ) -> None:
     samples = SAMPLE_RATE // 100
     t = 0
     while not stop.is_set():
         n = np.arange(t, t + samples)
-        data = (np.sin(2 * math.pi * TONE_HZ * n / SAMPLE_RATE) * 12000).astype(np.int16)
+        data = (np.sin(2 * math.pi * hz * n / SAMPLE_RATE) * 12000).astype(np.int16)
         frame = rtc.AudioFrame(data.tobytes(), SAMPLE_RATE, 1, samples)
         await source.capture_frame(frame)
         t += samples
