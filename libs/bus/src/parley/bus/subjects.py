@@ -14,6 +14,8 @@ PREFIX = "parley"
 EVENTS_STREAM = "PARLEY_EVENTS"
 EVENTS_ALL = f"{PREFIX}.events.>"
 ROOM_EVENTS_ALL = f"{PREFIX}.events.room.>"
+ROOM_EVENTS_EACH = f"{PREFIX}.events.room.*"
+"""Every room's events with the room token as one wildcard (for subject transforms)."""
 
 # Core NATS: SFU node heartbeats (NodeStats).
 SFU_NODES = f"{PREFIX}.nodes.sfu"
@@ -75,6 +77,20 @@ def turn_rpc(method: str) -> str:
 def dispatch_rpc(method: str) -> str:
     """dispatch methods (AgentDispatchService and internal ones)."""
     return f"{PREFIX}.dispatch.{method}"
+
+
+DISPATCH_WORKER_OPEN = dispatch_rpc("WorkerOpen")
+"""edge -> any dispatch instance (queue group): a worker connected (WorkerOpenRequest)."""
+
+
+def dispatch_worker_frames(instance: str) -> str:
+    """edge -> the dispatch instance owning a worker connection: WorkerFrame."""
+    return dispatch_rpc(f"instance.{instance}.frame")
+
+
+def dispatch_job_offers(instance: str) -> str:
+    """any dispatch instance -> the instance owning a worker: OfferJobRequest."""
+    return dispatch_rpc(f"instance.{instance}.offer")
 
 
 # webhook: PARLEY_WEBHOOK sources PARLEY_EVENTS, partitioned by room (parley.webhook.<p>.<token>).

@@ -9,7 +9,6 @@ import redis.asyncio as aioredis
 from livekit.protocol import agent_dispatch
 
 from parley.bus import Bus, Subscription, subjects
-from parley.dispatch import routes
 from parley.dispatch.api import DispatchApi
 from parley.dispatch.config import DispatchConfig
 from parley.dispatch.connections import Connections
@@ -47,26 +46,31 @@ class DispatchService:
             subjects.EVENTS_STREAM, [subjects.EVENTS_ALL], replicas=self.config.nats.stream_replicas
         )
         serve: list[tuple[str, type[Any], Callable[[Any], Awaitable[Any]], str]] = [
-            (routes.WORKER_OPEN, pb.WorkerOpenRequest, self.connections.open, routes.QUEUE),
-            (routes.worker_frames(self.instance), pb.WorkerFrame, self.connections.frame, ""),
-            (routes.job_offers(self.instance), pb.OfferJobRequest, self.connections.offer, ""),
+            (
+                subjects.DISPATCH_WORKER_OPEN,
+                pb.WorkerOpenRequest,
+                self.connections.open,
+                subjects.DISPATCH_QUEUE,
+            ),
+            (subjects.dispatch_worker_frames(self.instance), pb.WorkerFrame, self.connections.frame, ""),
+            (subjects.dispatch_job_offers(self.instance), pb.OfferJobRequest, self.connections.offer, ""),
             (
                 subjects.dispatch_rpc("CreateDispatch"),
                 agent_dispatch.CreateAgentDispatchRequest,
                 self.api.create_dispatch,
-                routes.QUEUE,
+                subjects.DISPATCH_QUEUE,
             ),
             (
                 subjects.dispatch_rpc("DeleteDispatch"),
                 agent_dispatch.DeleteAgentDispatchRequest,
                 self.api.delete_dispatch,
-                routes.QUEUE,
+                subjects.DISPATCH_QUEUE,
             ),
             (
                 subjects.dispatch_rpc("ListDispatch"),
                 agent_dispatch.ListAgentDispatchRequest,
                 self.api.list_dispatch,
-                routes.QUEUE,
+                subjects.DISPATCH_QUEUE,
             ),
         ]
         for subject, request_type, handler, queue in serve:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 from livekit.protocol import agent
 
-from parley.bus import Bus, ErrorCode, RpcError
-from parley.dispatch import outbound, routes
+from parley.bus import Bus, ErrorCode, RpcError, subjects
+from parley.dispatch import outbound
 from parley.dispatch.config import DispatchConfig
 from parley.dispatch.events import JOB_STARTED, JobEvents
 from parley.dispatch.ids import WorkerID
@@ -114,7 +114,9 @@ class Connections:
             version=reg.version,
             edge=req.edge_id,
         )
-        return pb.WorkerOpenResponse(worker_id=worker_id, owner_subject=routes.worker_frames(self._instance))
+        return pb.WorkerOpenResponse(
+            worker_id=worker_id, owner_subject=subjects.dispatch_worker_frames(self._instance)
+        )
 
     # frames --------------------------------------------------------------------------------------
     async def frame(self, req: pb.WorkerFrame) -> pb.WorkerFrameAck:

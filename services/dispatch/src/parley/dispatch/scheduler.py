@@ -7,8 +7,8 @@ import asyncio
 
 from livekit.protocol import agent, agent_dispatch, models
 
-from parley.bus import Bus, BusError
-from parley.dispatch import outbound, routes
+from parley.bus import Bus, BusError, subjects
+from parley.dispatch import outbound
 from parley.dispatch.config import DispatchConfig
 from parley.dispatch.connections import Connections
 from parley.dispatch.ids import JobID
@@ -131,7 +131,7 @@ class Scheduler:
                     answer = await self._connections.offer(request)
                 else:
                     answer = await self._bus.request(
-                        routes.job_offers(worker.owner),
+                        subjects.dispatch_job_offers(worker.owner),
                         request,
                         pb.OfferJobResponse,
                         timeout=self._section.availability_timeout + 5.0,

@@ -15,8 +15,6 @@ from parley.turn_alloc.quota import MemoryQuota, Quota, RedisQuota
 
 log = get_logger("parley.turn_alloc")
 
-QUEUE = "turn-alloc"
-
 
 def make_quota(config: TurnAllocConfig) -> Quota:
     if config.turn_alloc.quota_store == "memory":
@@ -47,7 +45,7 @@ class TurnAllocService:
             subjects.turn_rpc("IceServers"),
             turn_pb2.IceServersRequest,
             self.allocator.ice_servers,
-            queue=QUEUE,
+            queue=subjects.TURN_ALLOC_QUEUE,
         )
         turn = self.config.turn
         log.info(

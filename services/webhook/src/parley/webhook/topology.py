@@ -29,7 +29,6 @@ from parley.observability import get_logger
 STREAM = subjects.WEBHOOK_STREAM
 SUBJECT_PREFIX = subjects.WEBHOOK_PREFIX
 LEASE_BUCKET = subjects.WEBHOOK_LEASES
-_SOURCE_FILTER = f"{subjects.PREFIX}.events.room.*"  # one token: the transform needs wildcard(1)
 _PARTITION_RE = re.compile(r"\{\{\s*partition\((\d+),\s*1\)\s*\}\}")
 
 log = get_logger("parley.webhook.topology")
@@ -76,7 +75,7 @@ async def ensure_stream(bus: Bus, *, partitions: int, max_age: float, replicas: 
                     name=subjects.EVENTS_STREAM,
                     opt_start_time=start,
                     subject_transforms=[
-                        SubjectTransform(src=_SOURCE_FILTER, dest=transform_dest(partitions))
+                        SubjectTransform(src=subjects.ROOM_EVENTS_EACH, dest=transform_dest(partitions))
                     ],
                 )
             ],

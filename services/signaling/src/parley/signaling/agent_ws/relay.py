@@ -18,11 +18,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from google.protobuf.message import DecodeError
 
 from parley.auth import AuthError, Claims, bearer_token
-from parley.bus import BusError, Delivery, ErrorCode, RpcError, Subscription
+from parley.bus import BusError, Delivery, ErrorCode, RpcError, Subscription, subjects
 from parley.observability import TaskSet, cancel_and_wait, get_logger
 from parley.protocol.gen.dispatch.v1 import dispatch_pb2 as pb
 from parley.signaling.agent_ws.errors import RegisterTimeout, RelayUnavailable
-from parley.signaling.agent_ws.subjects import WORKER_OPEN, edge_agent
 from parley.signaling.edge import Edge
 
 log = get_logger("parley.signaling.agent_ws")
@@ -52,7 +51,7 @@ class AgentRelay:
     def __init__(self, edge: Edge) -> None:
         self._edge = edge
         self._bus = edge.bus
-        self._subject = edge_agent(edge.edge_id)
+        self._subject = subjects.edge_agent(edge.edge_id)
         self._conns: dict[str, AgentConnection] = {}
         self._sub: Subscription | None = None
         self._tasks = TaskSet("signaling.agent_ws")
@@ -149,7 +148,7 @@ class AgentRelay:
         )
         try:
             opened = await self._bus.request(
-                WORKER_OPEN, request, pb.WorkerOpenResponse, timeout=RELAY_TIMEOUT
+                subjects.DISPATCH_WORKER_OPEN, request, pb.WorkerOpenResponse, timeout=RELAY_TIMEOUT
             )
         except BusError as exc:
             raise RelayUnavailable(f"cannot register: {exc}") from exc
