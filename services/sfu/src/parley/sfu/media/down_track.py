@@ -159,6 +159,9 @@ class DownTrack:
         self._up.remove_down_track(self)
         out_stream.release(self._out)
         STATS.tracks_out -= 1
+        # The retired m-line must not keep this track's msid: a later subscription to the same
+        # track (on this m-line or a new one) would then look unchanged or duplicated to libwebrtc.
+        internals.set_sender_msid(self._sender, "-", f"retired-{id(self):x}")
 
     # ---- negotiation
 
