@@ -9,7 +9,8 @@ from aiortc.sdp import SessionDescription
 from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
-from parley.sfu import engine, ids, subscriptions
+from parley.protocol.ids import TRACK_PREFIX, new_id
+from parley.sfu import engine, subscriptions
 from parley.sfu.participant import Participant, PublishedTrack
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def add_track(p: Participant, request: rtc.AddTrackRequest) -> None:
     info = p.pending.get(request.cid)
     if info is None:
         info = models.TrackInfo(
-            sid=ids.track_sid(),
+            sid=new_id(TRACK_PREFIX),
             type=request.type,
             name=request.name,
             muted=request.muted,
