@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 from livekit.protocol import models
 from livekit.protocol import room as lk
 
+from parley.bus import subjects
 from parley.config import RoomConfig
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.protocol.gen.sfu.v1 import node_pb2
@@ -21,6 +22,11 @@ from parley.room_state.record import RoomRecord
 from parley.room_state.store import Mutation, Store, T
 
 Handler = Callable[[Message], Awaitable[Message]]
+
+RPC_DEFAULT_TIMEOUT_MS = 10_000
+"""LiveKit's default when PerformRpcRequest.response_timeout_ms is 0."""
+RPC_MARGIN = 10.0
+"""Seconds on top of the RPC's timeout: the node's ack wait (7 s) and the bus hops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class Handlers:
             ("UpdateSubscriptions", lk.UpdateSubscriptionsRequest, self.update_subscriptions),
             ("SendData", lk.SendDataRequest, self.send_data),
             ("UpdateRoomMetadata", lk.UpdateRoomMetadataRequest, self.update_room_metadata),
+            ("PerformRpc", lk.PerformRpcRequest, self.perform_rpc),
         ]
         return [Route(name, req, handler) for name, req, handler in table]
 
@@ -185,6 +192,25 @@ class Handlers:
         command.update_room.CopyFrom(room)
         await self._commands.send(node, command)
         return room
+
+    async def perform_rpc(self, req: lk.PerformRpcRequest) -> lk.PerformRpcResponse:
+        """Errors travel back unchanged (unlike the fire-and-forget commands above): the node's
+        answer is the result."""
+        record = await self._require_participant(req.room, req.destination_identity)
+        if not record.node_id:
+            raise ParticipantNotFound()
+        command = node_pb2.RoomCommand(room_name=req.room)
+        command.perform_rpc.CopyFrom(req)
+        timeout_ms = req.response_timeout_ms or RPC_DEFAULT_TIMEOUT_MS
+        # NodeCommands.send logs and swallows a node's error; this call needs it (and its own
+        # timeout), so it goes to the bus NodeCommands holds.
+        result = await self._commands._bus.request(
+            subjects.sfu_command(record.node_id),
+            command,
+            node_pb2.RoomCommandResult,
+            timeout=timeout_ms / 1000 + RPC_MARGIN,
+        )
+        return result.rpc
 
     async def _require_participant(self, room: str, identity: str) -> RoomRecord:
         record = await self._store.load(room)

@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 from livekit.protocol import models
 
 from parley.observability import get_logger
+from parley.sfu import rpc
 from parley.sfu.participant import Participant
 
 log = get_logger("parley.sfu.data")
@@ -110,7 +111,7 @@ def route(sender: Participant, receivers: Iterable[Participant], label: str, dat
         return
     try:
         packet = prepare(sender, label, data)
-        if packet is not None:
+        if packet is not None and not rpc.claim(sender, packet):
             deliver(packet, receivers, sender=sender)
     except Exception:
         log.exception("data packet routing failed", participant=sender.sid)

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.message import Message
 from livekit.protocol import models
 from livekit.protocol import room as lk
 
 from parley.auth import Claims
-from parley.bus import subjects
+from parley.bus import Bus, subjects
 from parley.signaling.api import grants, limits
+from parley.signaling.api.errors import invalid
 from parley.signaling.api.forwarding import Route, forwarded_methods, room_admin
 from parley.signaling.api.registry import ApiMethod
 from parley.signaling.edge import Edge
 
 SERVICE = "livekit.RoomService"
 FORWARD_TIMEOUT = 10.0
+RPC_DEFAULT_TIMEOUT_MS = 10_000
+RPC_MARGIN = 15.0
+"""Seconds on top of PerformRpc's response timeout: more than room-state's own margin (10 s), so
+room-state's answer (the node's RPC error or its bus timeout) arrives before the edge gives up."""
 
 
 def _create(req: lk.CreateRoomRequest, claims: Claims) -> None:
@@ -64,5 +70,25 @@ TABLE: list[Route] = [
 ]
 
 
+def _perform_rpc_method(bus: Bus) -> ApiMethod:
+    """PerformRpc waits as long as the RPC may take, so it is not a fixed-timeout ``Route``."""
+
+    async def handler(req: lk.PerformRpcRequest, claims: Claims) -> Message:
+        room_admin(req, claims)
+        limits.identity(req.destination_identity)
+        if not req.method:
+            raise invalid("rpc method is required")
+        timeout_ms = req.response_timeout_ms or RPC_DEFAULT_TIMEOUT_MS
+        return await bus.request(
+            subjects.room_state_rpc("PerformRpc"),
+            req,
+            lk.PerformRpcResponse,
+            timeout=timeout_ms / 1000 + RPC_MARGIN,
+        )
+
+    return ApiMethod(SERVICE, "PerformRpc", lk.PerformRpcRequest, lk.PerformRpcResponse, handler)
+
+
 def methods(edge: Edge) -> list[ApiMethod]:
-    return forwarded_methods(edge.bus, SERVICE, TABLE, subjects.room_state_rpc, FORWARD_TIMEOUT)
+    table = forwarded_methods(edge.bus, SERVICE, TABLE, subjects.room_state_rpc, FORWARD_TIMEOUT)
+    return [*table, _perform_rpc_method(edge.bus)]

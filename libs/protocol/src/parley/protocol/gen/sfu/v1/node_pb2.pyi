@@ -84,6 +84,7 @@ class RoomCommand(_message.Message):
     SEND_DATA_FIELD_NUMBER: _builtins.int
     UPDATE_ROOM_FIELD_NUMBER: _builtins.int
     DELETE_ROOM_FIELD_NUMBER: _builtins.int
+    PERFORM_RPC_FIELD_NUMBER: _builtins.int
     room_name: _builtins.str
     @_builtins.property
     def remove_participant(self) -> _livekit_room_pb2.RoomParticipantIdentity: ...
@@ -99,6 +100,12 @@ class RoomCommand(_message.Message):
     def update_room(self) -> _livekit_models_pb2.Room: ...
     @_builtins.property
     def delete_room(self) -> _livekit_room_pb2.DeleteRoomRequest: ...
+    @_builtins.property
+    def perform_rpc(self) -> _livekit_room_pb2.PerformRpcRequest:
+        """Answered once the destination replies (or the RPC fails); the bus timeout must exceed
+        response_timeout_ms.
+        """
+
     def __init__(
         self,
         *,
@@ -110,12 +117,13 @@ class RoomCommand(_message.Message):
         send_data: _livekit_room_pb2.SendDataRequest | None = ...,
         update_room: _livekit_models_pb2.Room | None = ...,
         delete_room: _livekit_room_pb2.DeleteRoomRequest | None = ...,
+        perform_rpc: _livekit_room_pb2.PerformRpcRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "remove_participant", b"remove_participant", "send_data", b"send_data", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "perform_rpc", b"perform_rpc", "remove_participant", b"remove_participant", "send_data", b"send_data", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "remove_participant", b"remove_participant", "room_name", b"room_name", "send_data", b"send_data", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "perform_rpc", b"perform_rpc", "remove_participant", b"remove_participant", "room_name", b"room_name", "send_data", b"send_data", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["remove_participant", "mute_published_track", "update_participant", "update_subscriptions", "send_data", "update_room", "delete_room"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["remove_participant", "mute_published_track", "update_participant", "update_subscriptions", "send_data", "update_room", "delete_room", "perform_rpc"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 
@@ -127,19 +135,23 @@ class RoomCommandResult(_message.Message):
 
     PARTICIPANT_FIELD_NUMBER: _builtins.int
     TRACK_FIELD_NUMBER: _builtins.int
+    RPC_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def participant(self) -> _livekit_models_pb2.ParticipantInfo: ...
     @_builtins.property
     def track(self) -> _livekit_models_pb2.TrackInfo: ...
+    @_builtins.property
+    def rpc(self) -> _livekit_room_pb2.PerformRpcResponse: ...
     def __init__(
         self,
         *,
         participant: _livekit_models_pb2.ParticipantInfo | None = ...,
         track: _livekit_models_pb2.TrackInfo | None = ...,
+        rpc: _livekit_room_pb2.PerformRpcResponse | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant", "track", b"track"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant", "rpc", b"rpc", "track", b"track"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant", "track", b"track"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant", "rpc", b"rpc", "track", b"track"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
