@@ -14,6 +14,14 @@ class NodeCommands:
         self._bus = bus
         self._timeout = timeout
 
+    async def request(
+        self, node_id: str, command: node_pb2.RoomCommand, timeout: float
+    ) -> node_pb2.RoomCommandResult:
+        """A command whose answer the caller needs: the node's errors pass through."""
+        return await self._bus.request(
+            subjects.sfu_command(node_id), command, node_pb2.RoomCommandResult, timeout=timeout
+        )
+
     async def send(self, node_id: str, command: node_pb2.RoomCommand) -> node_pb2.RoomCommandResult | None:
         if not node_id:
             return None

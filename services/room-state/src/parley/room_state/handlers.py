@@ -9,7 +9,6 @@ from google.protobuf.message import Message
 from livekit.protocol import models
 from livekit.protocol import room as lk
 
-from parley.bus import subjects
 from parley.config import RoomConfig
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.protocol.gen.sfu.v1 import node_pb2
@@ -202,14 +201,7 @@ class Handlers:
         command = node_pb2.RoomCommand(room_name=req.room)
         command.perform_rpc.CopyFrom(req)
         timeout_ms = req.response_timeout_ms or RPC_DEFAULT_TIMEOUT_MS
-        # NodeCommands.send logs and swallows a node's error; this call needs it (and its own
-        # timeout), so it goes to the bus NodeCommands holds.
-        result = await self._commands._bus.request(
-            subjects.sfu_command(record.node_id),
-            command,
-            node_pb2.RoomCommandResult,
-            timeout=timeout_ms / 1000 + RPC_MARGIN,
-        )
+        result = await self._commands.request(record.node_id, command, timeout_ms / 1000 + RPC_MARGIN)
         return result.rpc
 
     async def _require_participant(self, room: str, identity: str) -> RoomRecord:

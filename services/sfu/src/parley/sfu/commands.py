@@ -9,7 +9,7 @@ from livekit.protocol import room as room_pb
 
 from parley.bus import ErrorCode, RpcError
 from parley.protocol.gen.sfu.v1 import node_pb2
-from parley.sfu import data_router, metadata, publish, rpc, subscriptions
+from parley.sfu import data_router, metadata, publish, subscriptions
 from parley.sfu.participant import Participant
 
 if TYPE_CHECKING:
@@ -56,12 +56,6 @@ async def execute(room: Room, command: node_pb2.RoomCommand) -> node_pb2.RoomCom
         subscriptions.update(room, p, sids, subs.subscribe)
     elif kind == "send_data":
         _send_data(room, command.send_data)
-    elif kind == "perform_rpc":
-        # Runs to completion inside the room's actor (node.py awaits the command there).
-        call = command.perform_rpc
-        p = _participant(room, call.destination_identity)
-        payload = await rpc.perform(p, call.method, call.payload, call.response_timeout_ms)
-        result.rpc.payload = payload
     elif kind == "update_room":
         room.info.metadata = command.update_room.metadata
         message = rtc.SignalResponse(room_update=rtc.RoomUpdate(room=room.info))

@@ -7,12 +7,13 @@ import time
 
 from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
+from livekit.protocol import room as room_pb
 
 from parley.bus import Bus, Delivery, ErrorCode, RpcError, Subscription, subjects
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.sfu.v1 import node_pb2
 from parley.protocol.gen.signal.v1 import relay_pb2
-from parley.sfu import commands, engine, signal_handler
+from parley.sfu import commands, engine, rpc, signal_handler
 from parley.sfu.config import SfuConfig
 from parley.sfu.ice_servers import fetch_ice_servers
 from parley.sfu.room import Room, RoomHost
@@ -120,7 +121,28 @@ class Node:
         room = self.rooms.get(command.room_name)
         if room is None:
             raise RpcError(ErrorCode.NOT_FOUND, f"room {command.room_name!r} is not on this node")
+        if command.WhichOneof("command") == "perform_rpc":
+            return await self._perform_rpc(room, command.perform_rpc)
         return await room.call(lambda: commands.execute(room, command))
+
+    async def _perform_rpc(self, room: Room, call: room_pb.PerformRpcRequest) -> node_pb2.RoomCommandResult:
+        """Send the request inside the room's actor; wait for the answer outside it, so the room
+        keeps working while the destination thinks."""
+        timeout_ms = call.response_timeout_ms or rpc.DEFAULT_RESPONSE_TIMEOUT_MS
+
+        async def send() -> tuple[str, rpc.Pending]:
+            p = room.by_identity(call.destination_identity)
+            if p is None:
+                raise RpcError(
+                    ErrorCode.NOT_FOUND, f"participant {call.destination_identity!r} is not in room"
+                )
+            return rpc.start(p, call.method, call.payload, timeout_ms)
+
+        request_id, pending = await room.call(send)
+        log.info("rpc request sent", room=room.name, method=call.method, request=request_id)
+        result = node_pb2.RoomCommandResult()
+        result.rpc.payload = await rpc.wait(request_id, pending, timeout_ms)
+        return result
 
     def _room_empty(self, room: Room) -> None:
         self.tasks.spawn(self._close_if_still_empty(room), name=f"close-room:{room.name}")

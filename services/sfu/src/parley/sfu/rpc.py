@@ -141,13 +141,6 @@ async def wait(request_id: str, pending: Pending, response_timeout_ms: int) -> s
         _pending.pop(request_id, None)
 
 
-async def perform(destination: Participant, method: str, payload: str, response_timeout_ms: int) -> str:
-    timeout_ms = response_timeout_ms or DEFAULT_RESPONSE_TIMEOUT_MS
-    request_id, pending = start(destination, method, payload, timeout_ms)
-    log.info("rpc request sent", participant=destination.sid, method=method, request=request_id)
-    return await wait(request_id, pending, timeout_ms)
-
-
 def claim(sender: Participant, packet: models.DataPacket) -> bool:
     """True when ``packet`` answers a server-initiated RPC from ``sender`` (then it is consumed)."""
     value = packet.WhichOneof("value")
