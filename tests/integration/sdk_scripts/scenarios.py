@@ -289,8 +289,8 @@ CHURN_HZ = [440.0, 660.0, 880.0, 550.0, 770.0]
 
 
 async def churn(args: dict[str, Any]) -> dict[str, Any]:
-    """A publishes one tone at a time (``CHURN_HZ``), unpublishing each before the next; then (unless
-    ``resubscribe`` is false) B unsubscribes from the last one and subscribes again. B must hear every new track's own tone while
+    """A publishes one tone at a time (``CHURN_HZ``), unpublishing each before the next; then B
+    unsubscribes from the last one and subscribes again. B must hear every new track's own tone while
     the SFU reuses freed m-lines (the test checks the subscriber SDP stays bounded in the SFU log)."""
     b = await connect(args, "bob")
     a = await connect(args, "alice")
@@ -332,12 +332,11 @@ async def churn(args: dict[str, Any]) -> dict[str, Any]:
             tone_stop.set()
             await a.local_participant.unpublish_track(sid)
             await wait_for(lambda sid=sid: sid in unsubscribed, 15, f"{sid} unsubscribed at bob")
-    if args.get("resubscribe", True):
-        last = b.remote_participants["alice"].track_publications[sids[-1]]
-        last.set_subscribed(False)
-        await wait_for(lambda: sids[-1] in unsubscribed, 15, "last track unsubscribed at bob")
-        last.set_subscribed(True)
-        heard.append(await hear(sids[-1]))
+    last = b.remote_participants["alice"].track_publications[sids[-1]]
+    last.set_subscribed(False)
+    await wait_for(lambda: sids[-1] in unsubscribed, 15, "last track unsubscribed at bob")
+    last.set_subscribed(True)
+    heard.append(await hear(sids[-1]))
     stop.set()
     await asyncio.gather(*tasks)
     result = {

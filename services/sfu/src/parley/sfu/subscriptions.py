@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from livekit.protocol import rtc
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from parley.sfu.room import Room
 
 log = get_logger("parley.sfu.subscriptions")
+
+# v0: the stream ids (``<participant>|<track>``) each subscriber m-line has ever carried. The Rust SDK
+# (livekit-ffi >= 0.12.64, dual PC) dispatches a remote track once per (mid, stream id) for the whole
+# session and drops later ``ontrack`` events for that pair, so a track subscribed again must not go
+# back on an m-line that already carried it (libwebrtc does fire ontrack again; the SDK ignores it).
+_carried: WeakKeyDictionary[RTCRtpTransceiver, set[str]] = WeakKeyDictionary()
 
 
 def wants(sub: Participant, pub: Participant, track_sid: str) -> bool:
@@ -45,15 +52,17 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
         sub.v1.needs_offer = True
         return True
     pc = room.ensure_subscriber_pc(sub)
-    transceiver = reusable_transceiver(sub, pc, track.up.kind)
+    stream_id = f"{pub.sid}|{sid}"
+    transceiver = reusable_transceiver(sub, pc, track.up.kind, stream_id)
     try:
         down = engine.DownTrack.attach(
-            pc, track.up, stream_id=f"{pub.sid}|{sid}", track_id=sid, transceiver=transceiver
+            pc, track.up, stream_id=stream_id, track_id=sid, transceiver=transceiver
         )
         down.paused = track.info.muted
     except Exception:
         log.exception("cannot attach downtrack", room=room.name, participant=sub.sid, track=sid)
         return False
+    _carried.setdefault(down.transceiver, set()).add(stream_id)
     sub.downtracks[sid] = down
     sub.sub_negotiation.needs_offer = True
     if transceiver is not None:
@@ -70,9 +79,12 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
     return True
 
 
-def reusable_transceiver(sub: Participant, pc: RTCPeerConnection, kind: str) -> RTCRtpTransceiver | None:
+def reusable_transceiver(
+    sub: Participant, pc: RTCPeerConnection, kind: str, stream_id: str | None = None
+) -> RTCRtpTransceiver | None:
     """v0: an m-line of the subscriber PC freed by an unsubscription and already negotiated inactive
-    (libwebrtc fires ontrack only when an m-line starts receiving, so it must have stopped first)."""
+    (libwebrtc fires ontrack only when an m-line starts receiving, so it must have stopped first) that
+    never carried ``stream_id`` (see ``_carried``: the Rust SDK would not surface the track again)."""
     live = {id(down.transceiver) for down in sub.downtracks.values()}
     for t in pc.getTransceivers():
         if (
@@ -82,6 +94,7 @@ def reusable_transceiver(sub: Participant, pc: RTCPeerConnection, kind: str) -> 
             and t.direction == "inactive"
             and t.currentDirection == "inactive"
             and id(t) not in live
+            and (stream_id is None or stream_id not in _carried.get(t, ()))
         ):
             return t
     return None
