@@ -122,6 +122,7 @@ async def test_automatic_dispatch_joins_room_as_agent(
     joined = await poll_until(
         agent_participant, timeout=60, message=f"agent in {room}\n{workers['auto'].tail()}"
     )
+    assert joined is not None
     assert joined.kind == models.ParticipantInfo.Kind.AGENT
     assert joined.attributes["lk.agent.name"] == ""
     jobs = [j for j in workers["auto"].events() if j["room"] == room]

@@ -186,7 +186,7 @@ class Browser:
 
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> Path:
-    path = ARTIFACTS / request.node.name
+    path = ARTIFACTS / str(request.node.name)
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
@@ -294,9 +294,10 @@ async def wait_media_flowing(
         audio_ok = s["audio"]["packetsReceived"] >= first["audio"]["packetsReceived"] + packets
         return s["video"] if video_ok and audio_ok else None
 
-    video: dict[str, Any] = await poll_until(
+    video: dict[str, Any] | None = await poll_until(
         grown, timeout=30, interval=0.5, message=f"{page.name}: {identity}'s frames and audio packets grow"
     )
+    assert video is not None
     return video
 
 

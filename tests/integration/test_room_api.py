@@ -81,7 +81,9 @@ async def join(bus: Bus, room: str, identity: str) -> pb.JoinRoomResponse:
         except Exception:
             return None
 
-    return await poll_until(attempt, timeout=15, message=f"{identity} joins {room}")
+    joined = await poll_until(attempt, timeout=15, message=f"{identity} joins {room}")
+    assert joined is not None
+    return joined
 
 
 async def test_every_room_service_method(
@@ -197,7 +199,7 @@ async def test_error_classes(lkapi: api.LiveKitAPI, stack: Stack, bus: Bus) -> N
         assert err.value.code == "not_found"
 
     # invalid argument: LiveKit's limits
-    for call in (
+    for bad_call in (
         lkapi.room.create_room(api.CreateRoomRequest(name="r" * 257)),
         lkapi.room.create_room(api.CreateRoomRequest(name="big", metadata="x" * (512 * 1024 + 1))),
         lkapi.room.update_participant(
@@ -209,7 +211,7 @@ async def test_error_classes(lkapi: api.LiveKitAPI, stack: Stack, bus: Bus) -> N
         lkapi.room.get_participant(api.RoomParticipantIdentity(room="err-room", identity="i" * 257)),
     ):
         with pytest.raises(api.TwirpError) as err:
-            await call
+            await bad_call
         assert (err.value.code, err.value.status) == ("invalid_argument", 400)
 
     # missing grant: a valid token without the grant the method needs

@@ -73,6 +73,7 @@ async def test_kill_and_restart_loses_nothing_and_keeps_deadlines(make_stack: Ca
             timeout=20,
             message="the empty room closes after the restart",
         )
+        assert finished is not None
         assert finished.created_at_ms - short.creation_time_ms >= 4000, "closed before empty_timeout"
         assert finished.created_at_ms - short.creation_time_ms < 4000 + 8000, "closed far too late"
         assert [r.name for r in await _list(bus, ["short"])] == []
@@ -118,6 +119,7 @@ async def test_two_instances_keep_one_consistent_room(make_stack: Callable[..., 
                 return None
 
         joins = await poll_until(joined_all, timeout=20, message="20 concurrent joins")
+        assert joins is not None
         assert all(j.node_id == "SFU_x" for j in joins)
         people = await bus.request(
             subjects.room_state_rpc("ListParticipants"),

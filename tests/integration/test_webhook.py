@@ -339,7 +339,11 @@ async def test_dead_endpoint_does_not_delay_healthy_one(
         room = f"d{i % 3}"
         event_id = (await p.emit(room, "participant_joined")).id
         sent = time.monotonic()
-        await poll_until(lambda i=event_id: i in receiver.ids(), timeout=10, interval=0.01, message=event_id)
+
+        def delivered(i: str = event_id) -> bool:
+            return i in receiver.ids()
+
+        await poll_until(delivered, timeout=10, interval=0.01, message=event_id)
         latencies.append(next(e.at for e in receiver.events if e.id == event_id) - sent)
     assert max(latencies) < 2.0, latencies
     assert metric(stack, "parley_webhook_retried") > 0  # the dead one is being retried meanwhile
@@ -387,7 +391,8 @@ async def test_room_api_events_reach_the_endpoint(
         async def create() -> lk_models.Room | None:
             return await _create_room(client, "e2e-room")
 
-        room: lk_models.Room = await poll_until(create, timeout=30, message="CreateRoom (SFU node known)")
+        room = await poll_until(create, timeout=30, message="CreateRoom (SFU node known)")
+        assert room is not None
         await poll_until(
             lambda: "room_started" in [e.event for e in receiver.events], timeout=30, message="room_started"
         )

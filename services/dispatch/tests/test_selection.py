@@ -40,7 +40,7 @@ def test_first_choice_is_weighted_by_one_minus_load() -> None:
     rng = random.Random(7)
     light, heavy = worker("light", load=0.1), worker("heavy", load=0.6)
     firsts = Counter(weighted_order([light, heavy], rng)[0].worker_id for _ in range(4000))
-    ratio = firsts["light"] / firsts["heavy"]
+    ratio = firsts[WorkerID("light")] / firsts[WorkerID("heavy")]
     assert 2.0 < ratio < 2.9  # (1-0.1)/(1-0.6) = 2.25
 
 

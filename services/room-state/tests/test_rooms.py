@@ -81,14 +81,14 @@ def test_replacing_an_identity_and_max_participants() -> None:
 def test_active_left_and_departure_deadline() -> None:
     rec, joined = _join(None, "a")
     sid = joined.participant.sid
-    rec, _ = rooms.participant_active(sid)(_fresh(rec))  # type: ignore[misc]
-    assert rec is not None and rec.participants["a"].state == State.ACTIVE
-    assert [e.event for e in rec.events] == ["participant_joined"]
-    again, _ = rooms.participant_active(sid)(_fresh(rec))
+    active, _ = rooms.participant_active(sid)(_fresh(rec))
+    assert active is not None and active.participants["a"].state == State.ACTIVE
+    assert [e.event for e in active.events] == ["participant_joined"]
+    again, _ = rooms.participant_active(sid)(_fresh(active))
     assert again is None, "a second ParticipantActive changes nothing"
-    rec, _ = rooms.participant_left(sid, models.DisconnectReason.CLIENT_INITIATED)(_fresh(rec))  # type: ignore[misc]
-    assert rec is not None and [e.event for e in rec.events] == ["participant_left"]
-    assert rec.compute_deadline() == rec.last_left_ms + 20_000
+    left, _ = rooms.participant_left(sid, models.DisconnectReason.CLIENT_INITIATED)(_fresh(active))
+    assert left is not None and [e.event for e in left.events] == ["participant_left"]
+    assert left.compute_deadline() == left.last_left_ms + 20_000
 
 
 def test_agents_never_keep_a_room_open() -> None:
