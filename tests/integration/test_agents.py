@@ -3,7 +3,6 @@ dispatch, the agent in the room as an AGENT participant, and an echo agent's aud
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,16 +16,12 @@ from livekit import api
 from livekit.protocol import agent, models
 
 from parley.auth import Claims, VideoGrant, create_token
-from parley.testing import Stack, poll_until
+from parley.testing import Stack, load_script, poll_until
 
 pytestmark = pytest.mark.integration
 
 AGENTS = Path(__file__).resolve().parents[1] / "agents"
-_spec = importlib.util.spec_from_file_location("agents_harness", AGENTS / "harness.py")
-assert _spec is not None and _spec.loader is not None
-harness = importlib.util.module_from_spec(_spec)
-sys.modules["agents_harness"] = harness
-_spec.loader.exec_module(harness)
+harness = load_script(AGENTS / "harness.py", "agents_harness")
 
 SERVICES = ["room-state", "sfu", "dispatch", "signaling"]
 

@@ -4,8 +4,6 @@ Two dispatch instances run, so offers and worker connections cross instances."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -19,16 +17,12 @@ from livekit.protocol import agent
 
 from parley.bus import Delivery, connect, subjects
 from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
-from parley.testing import Stack, poll_until
+from parley.testing import Stack, load_script, poll_until
 
 pytestmark = pytest.mark.integration
 
 AGENTS = Path(__file__).resolve().parents[1] / "agents"
-_spec = importlib.util.spec_from_file_location("agents_harness", AGENTS / "harness.py")
-assert _spec is not None and _spec.loader is not None
-harness = importlib.util.module_from_spec(_spec)
-sys.modules["agents_harness"] = harness
-_spec.loader.exec_module(harness)
+harness = load_script(AGENTS / "harness.py", "agents_harness")
 
 ROOMS = 20
 

@@ -3,23 +3,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from parley.testing import Stack
+from parley.testing import Stack, load_script
 
 pytestmark = pytest.mark.integration
 
-_spec = importlib.util.spec_from_file_location(
-    "sdk_runner", Path(__file__).with_name("sdk_scripts") / "runner.py"
-)
-assert _spec is not None and _spec.loader is not None
-runner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(runner)
+runner = load_script(Path(__file__).with_name("sdk_scripts") / "runner.py", "sdk_runner")
 
 
 async def test_participants_on_different_edges_share_a_room(make_stack: Callable[..., Stack]) -> None:

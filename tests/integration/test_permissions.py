@@ -7,23 +7,17 @@ SFU's own decision is the only evidence, by reading the decision from its log.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from parley.testing import Stack
+from parley.testing import Stack, load_script
 
 pytestmark = pytest.mark.integration
 
-_spec = importlib.util.spec_from_file_location(
-    "sdk_runner", Path(__file__).with_name("sdk_scripts") / "runner.py"
-)
-assert _spec is not None and _spec.loader is not None
-runner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(runner)
+runner = load_script(Path(__file__).with_name("sdk_scripts") / "runner.py", "sdk_runner")
 
 SERVICES = ["room-state", "sfu", "signaling"]
 V1_12 = ("sdk-1.2", "v1")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
-import importlib.util
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,16 +26,11 @@ from livekit.protocol import models, rtc
 from parley.auth import Claims, VideoGrant, create_token
 from parley.bus import Delivery, connect, subjects
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
-from parley.testing import Stack, poll_until
+from parley.testing import Stack, load_script, poll_until
 
 pytestmark = pytest.mark.integration
 
-_spec = importlib.util.spec_from_file_location(
-    "sdk_runner", Path(__file__).with_name("sdk_scripts") / "runner.py"
-)
-assert _spec is not None and _spec.loader is not None
-runner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(runner)
+runner = load_script(Path(__file__).with_name("sdk_scripts") / "runner.py", "sdk_runner")
 
 SERVICES = ["room-state", "sfu", "signaling"]
 JOIN_TIMEOUT = 6.0
