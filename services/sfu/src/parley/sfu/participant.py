@@ -89,6 +89,10 @@ class Participant:
         self.downtracks: dict[str, Any] = {}
         self.wanted: set[str] = set()
         self.unwanted: set[str] = set()
+        self.track_settings: dict[str, rtc.UpdateTrackSettings] = {}
+        """track sid -> the subscriber's latest adaptive-stream settings (``track_settings.py``)."""
+        self.subscription_permission: rtc.SubscriptionPermission | None = None
+        """As publisher: who may subscribe to its tracks (None: everyone; ``permissions.py``)."""
         self.candidates: dict[int, list[RTCIceCandidate]] = {0: [], 1: []}
         self.sub_negotiation = Negotiation()
         self.last_reliable_seq = 0
