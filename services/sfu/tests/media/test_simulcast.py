@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,7 @@ async def test_falls_back_when_the_top_layer_stops(harness: Harness) -> None:
     assert h.down.current_layer == "f"
     layer_f = next(x for x in h.up._layers if x.rid == "f")
     layer_f.last_seen -= 5  # f went quiet
-    h.up._best_at -= 5
+    h.down._forwarder._selector._target_at -= 5  # type: ignore[attr-defined]  # re-target now
     h.feed("h")  # not a keyframe: wait for one
     assert h.down.current_layer == "f"
     h.feed("h", key=True)
@@ -238,6 +239,59 @@ async def test_paused_down_track_forwards_nothing_and_resumes_on_a_keyframe(harn
     h.feed("q", key=True)
     assert len(h.out) == 2
     assert (h.out[1][0] - h.out[0][0]) & 0xFFFF == 1
+
+
+async def test_requested_layer_switches_down_and_up_on_keyframes(harness: Harness) -> None:
+    """UpdateTrackSettings: HIGH, LOW, MEDIUM, HIGH in turn; each switch waits for the layer's keyframe."""
+    h = harness
+    for rid in ("q", "h", "f"):
+        h.feed(rid, key=True)
+    h.feed("f")
+    assert h.down.current_layer == "f"
+    for limit, rid in ((0, "q"), (1, "h"), (2, "f")):
+        h.down.set_requested(limit)
+        for other in ("q", "h", "f"):
+            h.feed(other)  # no keyframe yet: keep the previous layer
+        assert h.down.current_layer != rid
+        h.feed(rid, key=True)
+        h.feed(rid)
+        assert h.down.current_layer == rid and h.sources()[-2:] == [h.ssrc[rid]] * 2
+    seqs = [q for q, _, _ in h.out]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+
+
+async def test_a_request_below_every_layer_gets_the_lowest(harness: Harness) -> None:
+    h = harness
+    h.feed("h", key=True)
+    h.feed("f", key=True)
+    h.down.set_requested(0)
+    h.feed("f")
+    h.feed("h", key=True)
+    assert h.down.current_layer == "h"
+
+
+async def test_disabled_and_allocator_paused_tracks_forward_nothing(harness: Harness) -> None:
+    from parley.sfu.media.interfaces import NO_LAYER
+
+    h = harness
+    states: list[tuple[str, bool]] = []
+    h.down.on_stream_state = lambda sid, paused: states.append((sid, paused))
+    h.feed("q", key=True)
+    h.feed("f", key=True)
+    sent = len(h.out)
+    h.down.set_requested(NO_LAYER)  # the subscriber disabled it (hidden video element)
+    assert h.down.requested_max_spatial == NO_LAYER
+    h.feed("f", key=True)
+    assert len(h.out) == sent and states == []  # a subscriber's own choice is no stream-state change
+    h.down.set_requested(2)
+    h.down.set_allocation(NO_LAYER)  # the link cannot carry even the lowest layer
+    h.feed("f", key=True)
+    h.feed("q", key=True)
+    assert len(h.out) == sent and states == [("TR_v", True)]
+    h.down.set_allocation(0)
+    h.feed("q", key=True)
+    assert h.down.current_layer == "q" and states == [("TR_v", True), ("TR_v", False)]
+    assert [b.spatial for b in h.down.layer_bitrates(time.monotonic())] == [0, 2]  # what it may choose
 
 
 # ---- payload types of answers to Chrome's /rtc/v1 offers (join, then the re-offer after publishing)

@@ -1,4 +1,8 @@
-"""One (subscriber, track): forwards an UpTrack's RTP to a subscriber's track-less aiortc sender.
+"""One (subscriber, track): forwards a TrackSource's RTP to a subscriber's track-less aiortc sender.
+
+Which packets go out and how they are rewritten is the ``Forwarder``'s (layer selection, munging);
+this module owns the aiortc side: negotiation, sending, NACK/RTX, RTCP, sender reports, and the
+``Allocatable`` / ``LinkStats`` faces the subscriber's stream allocator and connection quality use.
 
 The output stream (sequence numbers, timestamps, VP8 picture ids, RTX sequence numbers, SR counters)
 belongs to the sender (``out_stream.py``), so a DownTrack attached to a transceiver whose previous
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
@@ -30,19 +35,24 @@ from aiortc.rtp import (
 
 from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media import out_stream
+from parley.sfu.media.forwarder import Forwarder
 from parley.sfu.media.guard import report_error
+from parley.sfu.media.interfaces import MAX_SPATIAL, NO_LAYER, LayerBitrate, LinkReport, TrackSource
 from parley.sfu.media.layers import Layer
 from parley.sfu.media.rtp_writer import RtpWriter
 from parley.sfu.media.sender_report import build_sender_report, report_times
 from parley.sfu.media.settings import settings
 from parley.sfu.media.stats import STATS
-from parley.sfu.media.up_track import UpTrack
 
 SR_INTERVAL_S = 1.0
 _Sent = tuple[int, Layer, int, int, bytes]
 """(out seq, source layer, source seq, out timestamp, rewritten payload head) of a sent packet, for NACKs."""
 _Route = tuple[int, bool]
 """(out payload type, is VP8) of an incoming payload type."""
+StreamStateListener = Callable[[str, bool], None]
+"""(track sid, paused): the stream allocator paused the track for bandwidth, or resumed it."""
+SR_MEMORY = 8
+"""Sender reports remembered for RTT (RR lsr -> when the SR was sent)."""
 
 
 def _has_nack(codec: RTCRtpCodecParameters) -> bool:
@@ -58,9 +68,12 @@ def _codec_matches(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
 
 
 class DownTrack:
-    """Create with :meth:`attach`. Forwards without decoding; see media-contract.md."""
+    """Create with :meth:`attach`. Forwards without decoding. A ``PacketSink`` of its source, an
+    ``Allocatable`` for its subscriber's stream allocator and a ``LinkStats`` (``interfaces.py``)."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver, up: UpTrack) -> None:
+    def __init__(
+        self, transceiver: RTCRtpTransceiver, up: TrackSource, *, screen_share: bool = False
+    ) -> None:
         self._transceiver = transceiver
         self._sender: RTCRtpSender = transceiver.sender
         self._up = up
@@ -70,7 +83,15 @@ class DownTrack:
         self._clock_rate = 90000 if self._video else 48000
         self._out = out_stream.claim(self._sender, self._clock_rate)
         self._munger = self._out.munger
-        self._vp8 = self._out.vp8
+        self._forwarder = Forwarder(up, self._out, video=self._video)
+        self._screen_share = screen_share
+        self._requested_pixels = 0
+        self.on_stream_state: StreamStateListener | None = None
+        """Told when the allocator pauses (True) or resumes (False) this track for bandwidth."""
+        self._sr_sent: dict[int, float] = {}
+        self._report: tuple[float, float] = (0.0, 0.0)
+        """(jitter ms, rtt ms or -1) from the latest receiver report."""
+        self._link_mark: tuple[float, int] = (time.monotonic(), 0)
         self._writer: RtpWriter | None = None
         self._transport: RTCDtlsTransport | None = None
         self._codecs: list[RTCRtpCodecParameters] = []
@@ -79,8 +100,6 @@ class DownTrack:
         """Out payload type -> its RTX payload type, when the subscriber negotiated RTX for it."""
         self._nack_pts: set[int] = set()
         """Out payload types whose NACKs are answered (video always; audio only if negotiated)."""
-        self._current: Layer | None = None
-        self._paused = False
         self._closed = False
         self._ring_size = settings().packet_cache_size
         self._sent: list[_Sent | None] = [None] * self._ring_size
@@ -97,11 +116,12 @@ class DownTrack:
     def attach(
         cls,
         pc: RTCPeerConnection,
-        up: UpTrack,
+        up: TrackSource,
         *,
         stream_id: str,
         track_id: str,
         transceiver: RTCRtpTransceiver | None = None,
+        screen_share: bool = False,
     ) -> DownTrack:
         """Forward ``up`` to ``pc``: a new sendonly transceiver (call before createOffer), or the given
         one (v1: the client's recvonly m-line, before createAnswer; v0/v1: an m-line whose previous
@@ -110,12 +130,14 @@ class DownTrack:
         if transceiver is None:
             transceiver = pc.addTransceiver(up.kind, direction="sendonly")
             _prefer_codec(transceiver, up)
-        down = cls(transceiver, up)  # claims the sender's stream (raises if it is still in use)
+        down = cls(
+            transceiver, up, screen_share=screen_share
+        )  # claims the sender's stream (raises if it is still in use)
         if transceiver.direction in ("recvonly", "inactive"):
             transceiver.direction = "sendonly"
         internals.set_sender_msid(transceiver.sender, stream_id, track_id)
         internals.hook_sender(transceiver.sender, on_rtcp=down._on_rtcp, on_parameters=down._on_parameters)
-        up.add_down_track(down)
+        up.add_sink(down)
         STATS.tracks_out += 1
         return down
 
@@ -126,8 +148,16 @@ class DownTrack:
         return self._transceiver
 
     @property
-    def up_track(self) -> UpTrack:
+    def up_track(self) -> TrackSource:
         return self._up
+
+    @property
+    def track_sid(self) -> str:
+        return self._up.track_sid
+
+    @property
+    def kind(self) -> str:
+        return self._up.kind
 
     @property
     def ssrc(self) -> int:
@@ -135,20 +165,117 @@ class DownTrack:
 
     @property
     def current_layer(self) -> str | None:
-        return self._current.rid if self._current is not None else None
+        current = self._forwarder.current
+        return current.rid if current is not None else None
+
+    @property
+    def current_spatial(self) -> int:
+        current = self._forwarder.current
+        return current.rank if current is not None else NO_LAYER
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        """The publisher muted the track (nothing is forwarded)."""
+        return self._forwarder.muted
 
     @paused.setter
     def paused(self, value: bool) -> None:
-        if value == self._paused:
+        self._forwarder.set_muted(value)
+
+    # ---- what the subscriber asked for (adaptive stream)
+
+    def set_requested(self, max_spatial: int, pixels: int = 0) -> None:
+        """The subscriber's limit (``NO_LAYER``: it disabled the track) and the size of its view."""
+        self._requested_pixels = pixels
+        self._forwarder.set_requested(max_spatial if self._video or max_spatial == NO_LAYER else MAX_SPATIAL)
+
+    @property
+    def requested_max_spatial(self) -> int:
+        forwarder = self._forwarder
+        return NO_LAYER if forwarder.muted else forwarder.requested
+
+    @property
+    def requested_pixels(self) -> int:
+        return self._requested_pixels
+
+    @property
+    def is_screen_share(self) -> bool:
+        return self._screen_share
+
+    # ---- the stream allocator's side (Allocatable)
+
+    @property
+    def allocation(self) -> int:
+        return self._forwarder.allocated
+
+    def set_allocation(self, max_spatial: int) -> None:
+        before = self._forwarder.allocated
+        if max_spatial == before:
             return
-        self._paused = value
-        if not value:  # resume: a new segment, starting at a keyframe
-            self._current = None
-            self._up.request_keyframe(self._up.best)
+        self._forwarder.set_allocated(max_spatial)
+        listener = self.on_stream_state
+        if listener is not None and (before == NO_LAYER) != (max_spatial == NO_LAYER):
+            listener(self._up.track_sid, max_spatial == NO_LAYER)
+
+    def layer_bitrates(self, now: float) -> list[LayerBitrate]:
+        """Active layers up to the request (at least the lowest), lowest first, with their bitrate."""
+        requested = self.requested_max_spatial
+        if requested == NO_LAYER:
+            return []
+        rates = sorted(self._up.layer_bitrates(now).items())
+        chosen = [LayerBitrate(spatial, bps) for spatial, bps in rates if spatial <= requested]
+        if not chosen and rates:
+            chosen = [LayerBitrate(*rates[0])]
+        return chosen
+
+    def send_padding(self, size: int, count: int) -> int:
+        """Padding-only RTX packets (RFC 4588 allows them; libwebrtc probes the same way): only when
+        the subscriber negotiated RTX and the stream has started."""
+        writer = self._writer
+        rtx_pt = next(iter(self._rtx_pt.values()), None)
+        if writer is None or rtx_pt is None or not self._munger.started or self._closed:
+            return 0
+        size = max(1, min(size, 255))
+        padding = RtpPacket(payload_type=rtx_pt)
+        padding.payload = bytes(size - 1) + bytes([size])
+        sent = 0
+        for _ in range(count):
+            data = writer.write(
+                padding,
+                payload_type=rtx_pt,
+                seq=self._out.next_rtx_seq(),
+                ts=self._munger.last_out_ts,
+                ssrc=self._rtx_ssrc,
+            )
+            data = bytes([data[0] | 0x20]) + data[1:]  # P bit: the payload is padding
+            if self._transmit(data):
+                sent += len(data)
+                STATS.packets_out += 1
+                STATS.bytes_out += len(data)
+        return sent
+
+    # ---- connection quality (LinkStats)
+
+    def link_report(self, now: float) -> LinkReport | None:
+        """Loss, jitter and RTT from the subscriber's latest RR; bitrate since the previous call."""
+        if not self._munger.started:
+            return None
+        at, octets = self._link_mark
+        elapsed = now - at
+        bitrate = int((self.octets_sent - octets) * 8 / elapsed) if elapsed > 0 else 0
+        self._link_mark = (now, self.octets_sent)
+        jitter_ms, rtt_ms = self._report
+        expected = 0
+        if self._video and self.requested_max_spatial != NO_LAYER:
+            rates = self.layer_bitrates(now)
+            expected = rates[-1].bps if rates else 0
+        return LinkReport(
+            fraction_lost=self.fraction_lost / 256,
+            jitter_ms=jitter_ms,
+            rtt_ms=rtt_ms if rtt_ms >= 0 else None,
+            bitrate_bps=bitrate,
+            expected_bps=expected,
+        )
 
     def close(self) -> None:
         if self._closed:
@@ -156,7 +283,7 @@ class DownTrack:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        self._up.remove_down_track(self)
+        self._up.remove_sink(self)
         out_stream.release(self._out)
         STATS.tracks_out -= 1
         # The retired m-line must not keep this track's msid: a later subscription to the same
@@ -183,7 +310,7 @@ class DownTrack:
         if self._timer is None and not self._closed:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(SR_INTERVAL_S * random.random(), self._sr_tick)
-        self._up.request_keyframe(self._up.best)
+        self._up.request_keyframe(self._forwarder.target)
 
     def _route(self, in_pt: int) -> _Route | None:
         if in_pt in self._pt_map:
@@ -216,34 +343,18 @@ class DownTrack:
     # ---- the packet path (synchronous)
 
     def forward(self, layer: Layer, packet: RtpPacket, keyframe: bool, now: float) -> None:
-        """Called by the UpTrack for every received packet of every layer."""
-        if self._paused or self._writer is None:
+        """Called by the source for every received packet of every layer."""
+        if self._writer is None:
             return
-        current = self._current
-        if layer is not current:
-            if layer is not self._up.best:
-                return
-            if not keyframe:
-                self._up.request_keyframe(layer, now)
-                return
-            self._current = layer
-            self._munger.switch()
-            self._vp8.switch()
-        elif self._video:
-            best = self._up.best
-            if best is not None and best is not current:
-                self._up.request_keyframe(best, now)  # throttled; we switch on its next keyframe
         route = self._route(packet.payload_type)
         if route is None:
             STATS.packets_dropped += 1
             return
-        munger = self._munger
-        mapped = munger.map(packet.sequence_number, packet.timestamp, now)
-        if mapped is None:
-            return
         out_pt, vp8 = route
-        out_seq, out_ts = mapped
-        head = self._vp8.rewrite(packet.payload, out_seq == munger.last_out_seq) if vp8 else b""
+        forwarded = self._forwarder.forward(layer, packet, keyframe, now, vp8)
+        if forwarded is None:
+            return
+        out_seq, out_ts, head = forwarded
         data = self._writer.write(
             packet, payload_type=out_pt, seq=out_seq, ts=out_ts, ssrc=self._ssrc, head=head
         )
@@ -259,8 +370,7 @@ class DownTrack:
 
     def skip(self, layer: Layer, seq: int) -> None:
         """A packet of ``layer`` that is not forwarded (padding)."""
-        if layer is self._current:
-            self._munger.drop(seq)
+        self._forwarder.skip(layer, seq)
 
     def _transmit(self, data: bytes) -> bool:
         transport = self._transport
@@ -282,15 +392,25 @@ class DownTrack:
             elif isinstance(packet, RtcpPsfbPacket):
                 if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                     self.keyframe_requests_received += 1
-                    self._up.request_keyframe(self._current or self._up.best)
+                    self._up.request_keyframe(self._forwarder.current or self._forwarder.target)
                 elif packet.fmt == RTCP_PSFB_APP:
                     self.remb_bps = unpack_remb_fci(packet.fci)[0]
             elif isinstance(packet, RtcpRrPacket):
                 for report in packet.reports:
                     if report.ssrc == self._ssrc:
-                        self.fraction_lost = report.fraction_lost
+                        self._on_receiver_report(report.fraction_lost, report.jitter, report.lsr, report.dlsr)
         except Exception as exc:
             report_error("down_track.rtcp", exc, track=self._up.track_sid)
+
+    def _on_receiver_report(self, fraction_lost: int, jitter: int, lsr: int, dlsr: int) -> None:
+        self.fraction_lost = fraction_lost
+        rtt_ms = -1.0
+        sent = self._sr_sent.get(lsr) if lsr else None
+        if sent is not None:
+            rtt_ms = max(0.0, (time.monotonic() - sent - dlsr / 65536) * 1000)
+        elif self._report[1] >= 0:
+            rtt_ms = self._report[1]
+        self._report = (jitter * 1000 / self._clock_rate, rtt_ms)
 
     def answer_nack(self, lost: list[int]) -> int:
         """Retransmit the packets a subscriber reported lost from the UpTrack's cache: as RTX (RFC 4588,
@@ -353,9 +473,10 @@ class DownTrack:
     def send_sender_report(self) -> bool:
         if not self._munger.started:
             return False
-        current = self._current
+        current = self._forwarder.current
+        now = time.monotonic()
         ntp, rtp = report_times(
-            now=time.monotonic(),
+            now=now,
             clock_rate=self._clock_rate,
             publisher_sr=current.sr if current is not None else None,
             ts_offset=self._munger.ts_offset,
@@ -365,10 +486,15 @@ class DownTrack:
         data = build_sender_report(
             ssrc=self._ssrc, ntp=ntp, rtp=rtp, packets=self._out.packets, octets=self._out.octets
         )
-        return self._transmit(data)
+        sent = self._transmit(data)
+        if sent:
+            if len(self._sr_sent) >= SR_MEMORY:
+                self._sr_sent.pop(next(iter(self._sr_sent)))
+            self._sr_sent[(ntp >> 16) & 0xFFFFFFFF] = now
+        return sent
 
 
-def _prefer_codec(transceiver: RTCRtpTransceiver, up: UpTrack) -> None:
+def _prefer_codec(transceiver: RTCRtpTransceiver, up: TrackSource) -> None:
     """Offer the publisher's codec first (all others follow, so late-known codecs still work)."""
     if not up.mime_type:
         return

@@ -53,6 +53,10 @@ class TrackSource(Protocol):
     def codecs(self) -> dict[int, RTCRtpCodecParameters]:
         """Publisher payload type -> codec."""
 
+    @property
+    def layer_generation(self) -> int:
+        """Changes whenever a layer appears or is replaced (selectors re-target at once then)."""
+
     def active_layers(self, now: float) -> list[Layer]:
         """Layers with packets in the last second, lowest spatial layer first."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import TYPE_CHECKING
 
 from aiortc import RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
@@ -26,6 +25,7 @@ from aiortc.rtp import (
 from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media.audio_level import AudioLevel
 from parley.sfu.media.guard import report_error
+from parley.sfu.media.interfaces import LinkReport, PacketSink
 from parley.sfu.media.keyframe import keyframe_detector, vp8_keyframe_size
 from parley.sfu.media.layers import Layer, best_layer
 from parley.sfu.media.publisher_feedback import PublisherFeedback
@@ -33,13 +33,9 @@ from parley.sfu.media.sender_report import PublisherSr
 from parley.sfu.media.settings import settings
 from parley.sfu.media.stats import STATS
 
-if TYPE_CHECKING:
-    from parley.sfu.media.down_track import DownTrack
-
 KEYFRAME_REQUEST_INTERVAL_S = 0.5
 """At most one PLI per layer in this interval, however many subscribers ask."""
 RTCP_INTERVAL_S = 1.0
-BEST_LAYER_EVERY_S = 0.2
 RTP_HEADER_BYTES = 12
 AUDIO_CACHE_SIZE = 128
 """Audio packets kept for NACKs (~2.5 s of 20 ms frames): only subscribers that negotiated ``nack``
@@ -47,7 +43,8 @@ for the audio codec ask for them."""
 
 
 class UpTrack:
-    """One published track. Construct after the publisher's offer was applied (see media-contract.md)."""
+    """One published track (a ``TrackSource`` and a ``LinkStats``, see ``interfaces.py``): feeds every
+    packet of every layer to its sinks. Construct after the publisher's offer was applied."""
 
     def __init__(
         self,
@@ -74,10 +71,11 @@ class UpTrack:
         self._by_ssrc: dict[int, Layer] = {}
         self._by_rid: dict[str, Layer] = {}
         self._sizes: dict[int, tuple[int, int]] = {}
-        self.best: Layer | None = None
-        """The highest active layer: what DownTracks forward (read on the packet path)."""
-        self._best_at = 0.0
-        self._downs: list[DownTrack] = []
+        self._sinks: list[PacketSink] = []
+        self.layer_generation = 0
+        """Bumped when a layer appears or is replaced (``TrackSource``)."""
+        self._loss: dict[int, int] = {}
+        """SSRC -> fraction lost (0..255) in the latest receiver report interval."""
         self._audio = AudioLevel()
         self._nack: dict[int, NackGenerator] = {}
         self._stats: dict[int, StreamStatistics] = {}
@@ -160,6 +158,31 @@ class UpTrack:
         """The bandwidth feedback (REMB) of this track's publisher peer connection."""
         return self._feedback
 
+    @property
+    def best(self) -> Layer | None:
+        """The highest active layer."""
+        return best_layer(self._layers, time.monotonic())
+
+    def active_layers(self, now: float) -> list[Layer]:
+        """Layers with packets in the last second, lowest spatial layer first."""
+        return [layer for layer in self._layers if layer.active(now)]
+
+    def layer_bitrates(self, now: float) -> dict[int, int]:
+        """Spatial layer -> received bits per second, for active layers."""
+        return {layer.rank: layer.meter(now) for layer in self._layers if layer.active(now)}
+
+    def link_report(self, now: float) -> LinkReport | None:
+        """The publisher's stream as received: loss and jitter of the top active layer, total bitrate."""
+        layers = self.active_layers(now)
+        if not layers:
+            return None if not self._layers else LinkReport(0.0, 0.0, None, 0, 0)
+        top = layers[-1]
+        stats = self._stats.get(top.ssrc)
+        clock = 90000 if self._video else 48000
+        jitter_ms = stats.jitter * 1000 / clock if stats is not None else 0.0
+        bitrate = sum(layer.meter(now) for layer in layers)
+        return LinkReport(self._loss.get(top.ssrc, 0) / 256, jitter_ms, None, bitrate, 0)
+
     def _size(self) -> tuple[int, int] | None:
         for layer in sorted(self._layers, key=lambda x: -x.rank):
             if layer.ssrc in self._sizes:
@@ -168,13 +191,12 @@ class UpTrack:
 
     # ---- wiring
 
-    def add_down_track(self, down: DownTrack) -> None:
-        if down not in self._downs:
-            self._downs = [*self._downs, down]
-        self.request_keyframe(self.best)
+    def add_sink(self, sink: PacketSink) -> None:
+        if sink not in self._sinks:
+            self._sinks = [*self._sinks, sink]
 
-    def remove_down_track(self, down: DownTrack) -> None:
-        self._downs = [d for d in self._downs if d is not down]
+    def remove_sink(self, sink: PacketSink) -> None:
+        self._sinks = [s for s in self._sinks if s is not sink]
 
     def layer_for_ssrc(self, ssrc: int) -> Layer | None:
         return self._by_ssrc.get(ssrc)
@@ -187,7 +209,7 @@ class UpTrack:
         if self._timer is not None:
             self._timer.cancel()
         self._feedback.leave(self)
-        self._downs = []
+        self._sinks = []
         STATS.tracks_in -= 1
 
     # ---- codecs
@@ -263,14 +285,15 @@ class UpTrack:
             layer = self._new_layer(packet)
         layer.last_seen = now
         layer.packets += 1
+        layer.octets += len(packet.payload) + RTP_HEADER_BYTES
         if self._video:
             self._video_feedback(layer, packet)
         stats = self._stats.get(packet.ssrc)
         if stats is not None:
             stats.add(packet)
         if not packet.payload:  # padding only (bandwidth probing): keep subscribers' seq contiguous
-            for down in self._downs:
-                down.skip(layer, packet.sequence_number)
+            for sink in self._sinks:
+                sink.skip(layer, packet.sequence_number)
             return
         keyframe = self._is_keyframe(packet.payload)
         layer.cache.put(packet)
@@ -283,12 +306,9 @@ class UpTrack:
                         self._sizes[layer.ssrc] = size
         elif packet.extensions.audio_level is not None:
             self._audio.add(packet.extensions.audio_level[1], now)
-        if self.best is None or now - self._best_at > BEST_LAYER_EVERY_S:
-            self.best = best_layer(self._layers, now)
-            self._best_at = now
-        for down in self._downs:
+        for sink in self._sinks:
             try:
-                down.forward(layer, packet, keyframe, now)
+                sink.forward(layer, packet, keyframe, now)
             except Exception as exc:
                 report_error("down_track.forward", exc, track=self._track_sid)
 
@@ -300,14 +320,14 @@ class UpTrack:
             self._layers.remove(old)
         layer = Layer(rid, packet.ssrc, self._cache_size if self._video else AUDIO_CACHE_SIZE)
         self._layers.append(layer)
+        self._layers.sort(key=lambda x: x.rank)
+        self.layer_generation += 1
         self._by_ssrc[packet.ssrc] = layer
         self._by_rid[rid] = layer
         codec = self._codecs.get(packet.payload_type)
         self._stats[packet.ssrc] = StreamStatistics(codec.clockRate if codec else 90000)
         if self._video:
             self._nack[packet.ssrc] = NackGenerator()
-        self._best_at = 0.0
-        self.best = best_layer(self._layers, time.monotonic())
         return layer
 
     def _is_duplicate(self, packet: RtpPacket) -> bool:
@@ -409,10 +429,12 @@ class UpTrack:
             if layer is not None and layer.sr is not None:
                 lsr = (layer.sr.ntp >> 16) & 0xFFFFFFFF
                 dlsr = int((now - layer.sr.arrival) * 65536) & 0xFFFFFFFF
+            fraction_lost = stream.fraction_lost  # a property that closes the interval: read once
+            self._loss[ssrc] = fraction_lost
             reports.append(
                 RtcpReceiverInfo(
                     ssrc=ssrc,
-                    fraction_lost=stream.fraction_lost,
+                    fraction_lost=fraction_lost,
                     packets_lost=stream.packets_lost,
                     highest_sequence=stream.max_seq or 0,
                     jitter=stream.jitter,
