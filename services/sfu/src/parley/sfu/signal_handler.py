@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 log = get_logger("parley.sfu.signal")
 
 IGNORED = {
-    "track_setting",
     "update_layers",
     "subscription_permission",
     "sync_state",
@@ -52,6 +51,8 @@ async def handle(room: Room, p: Participant, request: rtc.SignalRequest) -> None
     elif kind == "subscription":
         sids = subscriptions.track_sids_of(request.subscription)
         subscriptions.update(room, p, sids, request.subscription.subscribe)
+    elif kind == "track_setting":
+        subscriptions.update_settings(room, p, request.track_setting)
     elif kind == "leave":
         await room.remove(p, models.DisconnectReason.CLIENT_INITIATED, send_leave=False)
     elif kind == "update_metadata":

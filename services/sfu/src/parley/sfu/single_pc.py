@@ -19,7 +19,7 @@ from aiortc.sdp import SessionDescription
 from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
-from parley.sfu import engine, negotiation, publish
+from parley.sfu import engine, negotiation, publish, subscribed_track
 from parley.sfu.errors import NegotiationError
 from parley.sfu.participant import Participant, PublishedTrack
 
@@ -160,9 +160,14 @@ def attach_pending(p: Participant, pc: RTCPeerConnection) -> list[tuple[Particip
             continue
         try:
             down = engine.DownTrack.attach(
-                pc, track.up, stream_id=f"{pub.sid}|{sid}", track_id=sid, transceiver=transceiver
+                pc,
+                track.up,
+                stream_id=f"{pub.sid}|{sid}",
+                track_id=sid,
+                transceiver=transceiver,
+                screen_share=track.info.source == models.TrackSource.SCREEN_SHARE,
             )
-            down.paused = track.info.muted
+            subscribed_track.prepare(p, pub, track, down)
         except Exception:
             log.exception("cannot attach downtrack", participant=p.sid, track=sid)
             del state.pending[sid]

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
-from livekit.protocol import rtc
+from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
-from parley.sfu import engine, single_pc
+from parley.sfu import engine, single_pc, subscribed_track, track_settings
 from parley.sfu.participant import Participant, PublishedTrack
 
 if TYPE_CHECKING:
@@ -56,9 +56,14 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
     transceiver = reusable_transceiver(sub, pc, track.up.kind, stream_id)
     try:
         down = engine.DownTrack.attach(
-            pc, track.up, stream_id=stream_id, track_id=sid, transceiver=transceiver
+            pc,
+            track.up,
+            stream_id=stream_id,
+            track_id=sid,
+            transceiver=transceiver,
+            screen_share=track.info.source == models.TrackSource.SCREEN_SHARE,
         )
-        down.paused = track.info.muted
+        subscribed_track.prepare(sub, pub, track, down)
     except Exception:
         log.exception("cannot attach downtrack", room=room.name, participant=sub.sid, track=sid)
         return False
@@ -77,6 +82,24 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
         track.subscribed_once = True
         pub.send(rtc.SignalResponse(track_subscribed=rtc.TrackSubscribed(track_sid=sid)))
     return True
+
+
+def find_track(room: Room, track_sid: str) -> tuple[Participant, PublishedTrack] | None:
+    for pub in room.participants.values():
+        track = pub.published.get(track_sid)
+        if track is not None:
+            return pub, track
+    return None
+
+
+def update_settings(room: Room, sub: Participant, request: rtc.UpdateTrackSettings) -> None:
+    """``track_setting`` (adaptive stream, ``set_video_quality``): remember and apply."""
+    for sid in track_settings.remember(sub.track_settings, request):
+        found = find_track(room, sid)
+        down = sub.downtracks.get(sid)
+        if down is not None:
+            limit = track_settings.apply(down, found[1].info if found else None, sub.track_settings[sid])
+            log.info("track settings", room=room.name, participant=sub.sid, track=sid, max_spatial=limit)
 
 
 def reusable_transceiver(
