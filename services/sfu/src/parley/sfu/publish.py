@@ -20,6 +20,13 @@ log = get_logger("parley.sfu.publish")
 
 _KIND = {models.TrackType.AUDIO: "audio", models.TrackType.VIDEO: "video"}
 _DEFAULT_MIME = {"audio": "audio/opus", "video": "video/VP8"}
+_STREAM = {
+    models.TrackSource.CAMERA: "camera",
+    models.TrackSource.MICROPHONE: "camera",
+    models.TrackSource.SCREEN_SHARE: "screen",
+    models.TrackSource.SCREEN_SHARE_AUDIO: "screen",
+}
+"""Go StreamFromTrackSource: camera and microphone group together, as do the two screen sources."""
 
 
 def source_allowed(permission: models.ParticipantPermission, source: int) -> bool:
@@ -54,26 +61,57 @@ def add_track(p: Participant, request: rtc.AddTrackRequest) -> None:
         return
     info = p.pending.get(request.cid)
     if info is None:
-        info = models.TrackInfo(
-            sid=new_id(TRACK_PREFIX),
-            type=request.type,
-            name=request.name,
-            muted=request.muted,
-            width=request.width,
-            height=request.height,
-            simulcast=len(request.layers) > 1,
-            disable_dtx=request.disable_dtx,
-            source=request.source,
-            layers=request.layers,
-            stereo=request.stereo,
-            disable_red=request.disable_red,
-            encryption=request.encryption,
-            stream=request.stream,
-            audio_features=request.audio_features,
-            backup_codec_policy=request.backup_codec_policy,
-        )
+        info = track_info_from_request(request)
         p.pending[request.cid] = info
     p.send(rtc.SignalResponse(track_published=rtc.TrackPublishedResponse(cid=request.cid, track=info)))
+
+
+def track_info_from_request(request: rtc.AddTrackRequest) -> models.TrackInfo:
+    """A new TrackInfo with everything LiveKit copies from the request (Go addPendingTrackLocked):
+    layers sorted low to high, audio features implied by stereo / disable_dtx, the stream named after
+    the source when not given, simulcast audio as the default backup-codec policy, and one codec entry
+    per requested simulcast codec (or a synthesised one) with its layers."""
+    layers = sorted(request.layers, key=lambda layer: layer.quality)
+    audio_features = list(dict.fromkeys(request.audio_features))
+    if request.stereo and models.AudioTrackFeature.TF_STEREO not in audio_features:
+        audio_features.append(models.AudioTrackFeature.TF_STEREO)
+    if request.disable_dtx and models.AudioTrackFeature.TF_NO_DTX not in audio_features:
+        audio_features.append(models.AudioTrackFeature.TF_NO_DTX)
+    backup_policy = request.backup_codec_policy
+    if request.type == models.TrackType.AUDIO and backup_policy != models.BackupCodecPolicy.REGRESSION:
+        backup_policy = models.BackupCodecPolicy.SIMULCAST
+    info = models.TrackInfo(
+        sid=new_id(TRACK_PREFIX),
+        type=request.type,
+        name=request.name,
+        muted=request.muted,
+        width=request.width,
+        height=request.height,
+        simulcast=len(layers) > 1,
+        disable_dtx=request.disable_dtx,
+        source=request.source,
+        layers=layers,
+        stereo=request.stereo,
+        disable_red=request.disable_red,
+        encryption=request.encryption,
+        stream=request.stream or _STREAM.get(request.source, "unknown"),
+        audio_features=audio_features,
+        backup_codec_policy=backup_policy,
+        packet_trailer_features=list(dict.fromkeys(request.packet_trailer_features)),
+    )
+    if not request.simulcast_codecs:
+        info.codecs.add(cid=request.cid, layers=layers)
+        return info
+    prefix = "video/" if request.type == models.TrackType.VIDEO else "audio/"
+    seen: set[str] = set()
+    for codec in request.simulcast_codecs:
+        mime = codec.codec if "/" in codec.codec else prefix + codec.codec
+        if not codec.codec or mime.lower() in seen:
+            continue
+        seen.add(mime.lower())
+        codec_layers = sorted(codec.layers, key=lambda layer: layer.quality) if codec.layers else layers
+        info.codecs.add(mime_type=mime, cid=codec.cid, layers=codec_layers)
+    return info
 
 
 def _take_pending(p: Participant, cid: str, kind: str) -> tuple[str, models.TrackInfo] | None:
@@ -135,8 +173,9 @@ def _bind(
     mime = up.mime_type or _DEFAULT_MIME[kind]
     info.mid = mid
     info.mime_type = mime
+    layers = list(info.codecs[0].layers) if info.codecs and info.codecs[0].layers else list(info.layers)
     del info.codecs[:]
-    info.codecs.add(mime_type=mime, mid=mid, cid=cid)
+    info.codecs.add(mime_type=mime, mid=mid, cid=cid, layers=layers)
     track = PublishedTrack(info=info, up=up)
     p.published[info.sid] = track
     p.bound_mids[mid] = info.sid
