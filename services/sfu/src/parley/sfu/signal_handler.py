@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
-from parley.sfu import metadata, negotiation, publish, single_pc, subscriptions
+from parley.sfu import metadata, negotiation, permissions, publish, single_pc, subscriptions
 from parley.sfu.errors import NegotiationError
 from parley.sfu.participant import Participant
 
@@ -19,7 +19,6 @@ log = get_logger("parley.sfu.signal")
 
 IGNORED = {
     "update_layers",
-    "subscription_permission",
     "sync_state",
     "simulate",
     "update_audio_track",
@@ -51,6 +50,8 @@ async def handle(room: Room, p: Participant, request: rtc.SignalRequest) -> None
     elif kind == "subscription":
         sids = subscriptions.track_sids_of(request.subscription)
         subscriptions.update(room, p, sids, request.subscription.subscribe)
+    elif kind == "subscription_permission":
+        permissions.update(room, p, request.subscription_permission)
     elif kind == "track_setting":
         subscriptions.update_settings(room, p, request.track_setting)
     elif kind == "leave":

@@ -14,7 +14,7 @@ from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
-from parley.sfu import engine, single_pc, subscribed_track, track_settings
+from parley.sfu import engine, permissions, single_pc, subscribed_track, track_settings
 from parley.sfu.participant import Participant, PublishedTrack
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def wants(sub: Participant, pub: Participant, track_sid: str) -> bool:
         return False
     if track_sid in sub.unwanted:
         return False
-    return sub.auto_subscribe or track_sid in sub.wanted
+    return (sub.auto_subscribe or track_sid in sub.wanted) and permissions.check(sub, pub, track_sid)
 
 
 def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTrack) -> bool:
