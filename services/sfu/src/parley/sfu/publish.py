@@ -10,7 +10,7 @@ from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
 from parley.protocol.ids import TRACK_PREFIX, new_id
-from parley.sfu import engine, subscriptions
+from parley.sfu import dynacast, engine, subscriptions
 from parley.sfu.participant import Participant, PublishedTrack
 
 if TYPE_CHECKING:
@@ -150,9 +150,11 @@ def bind_offer(room: Room, p: Participant, offer_sdp: str) -> None:
             log.info("offered m-line without a pending track", participant=p.sid, mid=mid)
             continue
         cid, info = taken
+        client_codec = info.codecs[0].mime_type if info.codecs else ""
         track = _bind(p, info, cid, mid, media.kind, transceiver)
         if track is not None:
             bound.append(track)
+            dynacast.track_published(room, p, track, client_codec)
     if bound:
         p.sync_tracks()
         p.bump()
@@ -187,6 +189,7 @@ def unpublish(room: Room, p: Participant, track_sid: str, *, notify: bool = True
     track = p.published.pop(track_sid, None)
     if track is None:
         return
+    dynacast.track_unpublished(room, track_sid)
     for mid, sid in list(p.bound_mids.items()):
         if sid == track_sid:
             del p.bound_mids[mid]
@@ -221,6 +224,7 @@ def set_muted(room: Room, p: Participant, track_sid: str, muted: bool) -> bool:
         down = other.downtracks.get(track_sid)
         if down is not None:
             down.paused = muted
+    dynacast.track_muted(room, track_sid, muted)
     p.sync_tracks()
     p.bump()
     room.broadcast_update(p)

@@ -20,6 +20,7 @@ from parley.protocol.gen.signal.v1 import relay_pb2
 from parley.protocol.gen.turn.v1 import turn_pb2
 from parley.sfu import data_router, engine, negotiation, publish, single_pc, subscriptions
 from parley.sfu.config import SfuConfig
+from parley.sfu.dynacast import Dynacast, Handle
 from parley.sfu.join_response import build_join_response
 from parley.sfu.outbox import SignalOutbox
 from parley.sfu.participant import Participant
@@ -51,6 +52,7 @@ class Room:
         self.tasks = TaskSet(f"room.{info.name}")
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any] | None]] = asyncio.Queue()
         self._speakers = SpeakerTracker(host.config.sfu.speaker_threshold)
+        self.dynacast = Dynacast(self, host.config.sfu.dynacast_pause_delay, self.schedule)
         self.closed = False
         self.tasks.spawn(self._run(), name=f"room:{info.name}")
         self.tasks.spawn(self._speaker_loop(), name=f"speakers:{info.name}")
@@ -109,6 +111,14 @@ class Room:
                 message = rtc.SignalResponse(speakers_changed=changed)
                 for p in list(self.participants.values()):
                     p.send(message)
+
+    def schedule(self, delay: float, fn: Callable[[], None]) -> Handle:
+        """Run ``fn`` in the actor after ``delay`` seconds (cancelled by the returned handle)."""
+
+        async def job() -> None:
+            fn()
+
+        return asyncio.get_running_loop().call_later(delay, lambda: None if self.closed else self.submit(job))
 
     # -- lookups ----------------------------------------------------------------------------------
     def by_identity(self, identity: str) -> Participant | None:
@@ -298,6 +308,7 @@ class Room:
         self.closed = True
         for p in list(self.participants.values()):
             await self.remove(p, models.DisconnectReason.SERVER_SHUTDOWN)
+        self.dynacast.close()
         await asyncio.sleep(0)
         await self.tasks.aclose()
 

@@ -14,7 +14,7 @@ from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
-from parley.sfu import engine, permissions, single_pc, subscribed_track, track_settings
+from parley.sfu import dynacast, engine, permissions, single_pc, subscribed_track, track_settings
 from parley.sfu.participant import Participant, PublishedTrack
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
         return False
     _carried.setdefault(down.transceiver, set()).add(stream_id)
     sub.downtracks[sid] = down
+    dynacast.refresh(room, pub, sid)
     sub.sub_negotiation.needs_offer = True
     if transceiver is not None:
         log.info(
@@ -99,6 +100,7 @@ def update_settings(room: Room, sub: Participant, request: rtc.UpdateTrackSettin
         down = sub.downtracks.get(sid)
         if down is not None:
             limit = track_settings.apply(down, found[1].info if found else None, sub.track_settings[sid])
+            dynacast.refresh_sid(sid)
             log.info("track settings", room=room.name, participant=sub.sid, track=sid, max_spatial=limit)
 
 
@@ -126,6 +128,7 @@ def reusable_transceiver(
 def unsubscribe(sub: Participant, track_sid: str) -> None:
     if sub.single_pc:
         single_pc.detach(sub, track_sid)
+        dynacast.refresh_sid(track_sid)
         return
     down = sub.downtracks.pop(track_sid, None)
     if down is None:
@@ -137,6 +140,7 @@ def unsubscribe(sub: Participant, track_sid: str) -> None:
     # the next offer makes the m-line inactive; once answered so, it can carry another subscription
     down.transceiver.direction = "inactive"
     sub.sub_negotiation.needs_offer = True
+    dynacast.refresh_sid(track_sid)
 
 
 def reconcile(room: Room, sub: Participant) -> None:
