@@ -28,6 +28,8 @@ class SfuSection(Section):
     """Forwarded packets per second that count as load 1.0."""
     capacity_participants: int = Field(default=500, gt=0)
     """Participants that count as load 1.0."""
+    connection_quality_interval: float = Field(default=5.0, gt=0)
+    """Seconds between connection-quality evaluations (connection_quality updates to clients)."""
     dynacast_pause_delay: float = Field(default=5.0, ge=0)
     """Seconds a simulcast layer nobody needs any more keeps being published before the publisher is
     told to pause it (subscribed_quality_update); a layer needed again is enabled at once."""

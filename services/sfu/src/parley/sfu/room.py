@@ -20,6 +20,7 @@ from parley.protocol.gen.signal.v1 import relay_pb2
 from parley.protocol.gen.turn.v1 import turn_pb2
 from parley.sfu import data_router, engine, negotiation, publish, single_pc, subscriptions
 from parley.sfu.config import SfuConfig
+from parley.sfu.connection_quality import ConnectionQualityMonitor
 from parley.sfu.dynacast import Dynacast, Handle
 from parley.sfu.join_response import build_join_response
 from parley.sfu.outbox import SignalOutbox
@@ -53,9 +54,11 @@ class Room:
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any] | None]] = asyncio.Queue()
         self._speakers = SpeakerTracker(host.config.sfu.speaker_threshold)
         self.dynacast = Dynacast(self, host.config.sfu.dynacast_pause_delay, self.schedule)
+        self._quality = ConnectionQualityMonitor(publishing=self._publishing)
         self.closed = False
         self.tasks.spawn(self._run(), name=f"room:{info.name}")
         self.tasks.spawn(self._speaker_loop(), name=f"speakers:{info.name}")
+        self.tasks.spawn(self._quality_loop(), name=f"connection-quality:{info.name}")
 
     @property
     def name(self) -> str:
@@ -111,6 +114,24 @@ class Room:
                 message = rtc.SignalResponse(speakers_changed=changed)
                 for p in list(self.participants.values()):
                     p.send(message)
+
+    async def _quality_loop(self) -> None:
+        """connection_quality every ``sfu.connection_quality_interval`` (Go connectionQualityWorker)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.host.config.sfu.connection_quality_interval)
+            try:
+                messages = self._quality.evaluate(list(self.participants.values()), loop.time())
+            except Exception:
+                log.exception("connection quality evaluation failed", room=self.name)
+                continue
+            for p, message in messages:
+                p.send(message)
+
+    def _publishing(self, track_sid: str) -> bool:
+        """Dynacast has not switched every layer of this video track off."""
+        committed = self.dynacast.committed(track_sid)
+        return committed is None or committed >= 0
 
     def schedule(self, delay: float, fn: Callable[[], None]) -> Handle:
         """Run ``fn`` in the actor after ``delay`` seconds (cancelled by the returned handle)."""
