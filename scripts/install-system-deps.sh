@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# System packages the tests need: Debian's chromium (browser tests) and coturn (TURN tests).
+# System packages the tests need: Debian's chromium (browser tests), coturn (TURN tests), iproute2
+# (ip, tc) and iptables (network-namespace tests, parley.testing.netns).
 # Installed only when missing; fails with a clear message when they cannot be installed.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v turnserver >/dev/null 2>&1 || need+=(coturn)
+{ command -v ip && command -v tc; } >/dev/null 2>&1 || need+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "installing system packages: ${need[*]}"
 SUDO=""

@@ -27,11 +27,15 @@ const ARGS = [
   '--auto-select-desktop-capture-source=Entire screen',
 ];
 
+// Extra Chromium flags, a JSON array in CHROMIUM_ARGS: e.g. treating a page served from a network
+// namespace's host address (not localhost) as a secure origin, so getUserMedia works there.
+const EXTRA_ARGS = process.env.CHROMIUM_ARGS ? JSON.parse(process.env.CHROMIUM_ARGS) : [];
+
 const userDataDir = mkdtempSync(join(tmpdir(), 'parley-chromium-'));
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
-  args: ARGS,
+  args: [...ARGS, ...EXTRA_ARGS],
   viewport: { width: 1280, height: 800 },
   permissions: ['camera', 'microphone'],
 });

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,17 +122,25 @@ class Browser:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
-    async def launch(cls, driver: Path, stderr_path: Path) -> Browser:
+    async def launch(
+        cls, driver: Path, stderr_path: Path, prefix: Sequence[str] = (), chromium_args: Sequence[str] = ()
+    ) -> Browser:
+        """``prefix`` wraps the driver's command (``NetNamespace.prefix``: Chromium runs inside the
+        namespace); ``chromium_args`` are extra Chromium flags (``NetNamespace.chromium_args``)."""
         node = shutil.which("node")
         assert node, "node is needed to drive Chromium"
+        env = {**os.environ, "CHROMIUM": CHROMIUM}
+        if chromium_args:
+            env["CHROMIUM_ARGS"] = json.dumps(list(chromium_args))
         with stderr_path.open("wb") as stderr:
             proc = await asyncio.create_subprocess_exec(
+                *prefix,
                 node,
                 str(driver),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
-                env={**os.environ, "CHROMIUM": CHROMIUM},
+                env=env,
                 limit=16 * 1024 * 1024,
             )
         browser = cls(proc)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,13 @@ PYTHONS = {"sdk-1.2": sys.executable, "sdk-1.1": agents_python()}
 
 
 async def run_scenario(
-    python: str, scenario: str, args: dict[str, Any], timeout: float = 120
+    python: str, scenario: str, args: dict[str, Any], timeout: float = 120, prefix: Sequence[str] = ()
 ) -> dict[str, Any]:
     """The scenario's ``RESULT`` line comes from stdout alone: the SDK's native logs go to stderr and,
-    merged, could land in the middle of it."""
+    merged, could land in the middle of it. ``prefix`` wraps the command, e.g. ``NetNamespace.prefix``
+    to run the scenario inside a network namespace."""
     proc = await asyncio.create_subprocess_exec(
+        *prefix,
         python,
         str(SCRIPT),
         scenario,

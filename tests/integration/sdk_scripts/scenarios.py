@@ -370,8 +370,14 @@ def main() -> None:
     args.setdefault("url_b", args["url"])
     import scenarios_features
     import scenarios_lifecycle
+    import scenarios_netns
 
-    scenarios = {**SCENARIOS, **scenarios_features.SCENARIOS, **scenarios_lifecycle.SCENARIOS}
+    scenarios = {
+        **SCENARIOS,
+        **scenarios_features.SCENARIOS,
+        **scenarios_lifecycle.SCENARIOS,
+        **scenarios_netns.SCENARIOS,
+    }
     result = asyncio.run(scenarios[name](args))
     result["sdk_version"] = rtc.__version__
     print("RESULT " + json.dumps(result), flush=True)

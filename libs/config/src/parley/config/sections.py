@@ -58,6 +58,9 @@ class RtcConfig(Section):
     """The IP advertised in ICE candidates; empty = the host's addresses."""
     use_loopback: bool = False
     """Gather candidates on 127.0.0.1 (dev and tests)."""
+    extra_host_addresses: list[str] = Field(default_factory=list)
+    """More local addresses to gather ICE host candidates on, besides node_ip or 127.0.0.1 (tests: the
+    host side of a network namespace's veth). Without node_ip and use_loopback every address is used."""
     stun_servers: list[str] = Field(default_factory=list)
     """STUN servers handed to clients, e.g. stun:stun.example.org:3478."""
     packet_cache_size: int = Field(default=512, ge=64, le=16384)

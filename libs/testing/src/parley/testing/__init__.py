@@ -1,7 +1,16 @@
 """pytest fixtures that start real parts: nats-server, Valkey and the whole Parley stack."""
 
+from parley.testing.netns import NetNamespace, stack_config
 from parley.testing.poll import poll_until
 from parley.testing.scripts import load_script
 from parley.testing.stack import TEST_API_KEY, TEST_API_SECRET, Stack
 
-__all__ = ["TEST_API_KEY", "TEST_API_SECRET", "Stack", "load_script", "poll_until"]
+__all__ = [
+    "TEST_API_KEY",
+    "TEST_API_SECRET",
+    "NetNamespace",
+    "Stack",
+    "load_script",
+    "poll_until",
+    "stack_config",
+]

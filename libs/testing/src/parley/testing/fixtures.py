@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from parley.bus import Bus, connect
 from parley.runtime.processes import NatsServer, ValkeyServer
+from parley.testing.netns import NetNamespace
 from parley.testing.stack import Stack
 
 
@@ -61,3 +62,17 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     yield factory
     for stack in stacks:
         stack.stop()
+
+
+@pytest.fixture
+def make_netns() -> Iterator[Callable[[], NetNamespace]]:
+    """Factory: ``make_netns()`` creates a ``NetNamespace``, deleted when the test ends."""
+    made: list[NetNamespace] = []
+
+    def factory() -> NetNamespace:
+        made.append(NetNamespace())
+        return made[-1]
+
+    yield factory
+    for ns in made:
+        ns.close()

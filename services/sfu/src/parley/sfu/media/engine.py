@@ -19,9 +19,9 @@ def configure(rtc: RtcConfig) -> None:
     settings.install(rtc)
     settings.install_bwe(settings.bwe_from_config(rtc))
     if rtc.node_ip:
-        internals.set_host_addresses([rtc.node_ip])
+        internals.set_host_addresses([rtc.node_ip, *rtc.extra_host_addresses])
     elif rtc.use_loopback:
-        internals.set_host_addresses(["127.0.0.1"])
+        internals.set_host_addresses(["127.0.0.1", *rtc.extra_host_addresses])
     else:
         internals.set_host_addresses(None)
     internals.set_port_range(rtc.port_range_start, rtc.port_range_end)
