@@ -257,9 +257,12 @@ LOCAL_CAPTURE = """(() => {
 })()"""
 
 
-async def join_meet(browser: Browser, stack: Stack, room: str, name: str) -> tuple[Page, str]:
-    """Join through the page's form, as a person would; returns the page and its identity."""
-    page = await browser.open(f"{stack.http_url}/", name)
+async def join_meet(
+    browser: Browser, stack: Stack, room: str, name: str, query: str = ""
+) -> tuple[Page, str]:
+    """Join through the page's form, as a person would; returns the page and its identity.
+    ``query``: page options, e.g. ``adaptive=1&dynacast=1``."""
+    page = await browser.open(f"{stack.http_url}/" + (f"?{query}" if query else ""), name)
     await page.fill("#room-input", room)
     await page.fill("#name-input", name)
     await page.click("#join-button")

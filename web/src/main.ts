@@ -124,6 +124,11 @@ function wire(r: Room): void {
   chat.attach(r);
 }
 
+function pageOption(name: string): boolean {
+  const value = new URLSearchParams(window.location.search).get(name);
+  return value === '1' || value === 'true';
+}
+
 async function join(roomName: string, name: string): Promise<void> {
   showError(ui.joinError, undefined);
   ui.joinButton.disabled = true;
@@ -131,8 +136,12 @@ async function join(roomName: string, name: string): Promise<void> {
   try {
     const grant = await fetchDevToken(roomName, name);
     const r = new Room({
-      // Capture at 720p so that simulcast carries three layers; everything else is livekit's default.
+      // Capture at 720p so that simulcast carries three layers; everything else is livekit's default
+      // unless the page's URL asks: ?adaptive=1 (adaptive stream: each tile gets the layer its size
+      // needs, none while hidden) and ?dynacast=1 (layers nobody watches are paused at the source).
       videoCaptureDefaults: { resolution: VideoPresets.h720.resolution },
+      adaptiveStream: pageOption('adaptive'),
+      dynacast: pageOption('dynacast'),
     });
     room = r;
     window.parleyRoom = r;

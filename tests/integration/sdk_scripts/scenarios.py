@@ -368,12 +368,14 @@ def main() -> None:
     name, raw = sys.argv[1], sys.argv[2]
     args = json.loads(raw)
     args.setdefault("url_b", args["url"])
+    import scenarios_adaptive
     import scenarios_features
     import scenarios_lifecycle
     import scenarios_netns
 
     scenarios = {
         **SCENARIOS,
+        **scenarios_adaptive.SCENARIOS,
         **scenarios_features.SCENARIOS,
         **scenarios_lifecycle.SCENARIOS,
         **scenarios_netns.SCENARIOS,
