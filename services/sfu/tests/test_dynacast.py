@@ -323,3 +323,13 @@ async def test_room_hooks_and_timers(room: Room) -> None:
     assert sent(pub) == [None]
     dynacast.track_unpublished(room, "TR_v")
     assert "TR_v" not in room.dynacast.tracks
+
+
+def test_refresh_all_catches_changes_without_a_hook() -> None:
+    d, _clock, room, pub = setup()
+    d.add(pub, video(pub))
+    down = subscribe(d, room, "a", LOW)
+    sent(pub)
+    down.requested_max_spatial = HIGH
+    d.refresh_all()
+    assert sent(pub) == [HIGH]

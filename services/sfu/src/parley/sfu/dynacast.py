@@ -140,6 +140,10 @@ class Dynacast:
         elif state.timer is None:
             state.timer = self.schedule(self.pause_delay, lambda: self._downgrade_elapsed(track_sid))
 
+    def refresh_all(self) -> None:
+        for sid in list(self.tracks):
+            self.refresh(sid)
+
     def _initial_elapsed(self, track_sid: str) -> None:
         state = self.tracks.get(track_sid)
         if state is None or not state.initial:

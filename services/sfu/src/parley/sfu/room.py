@@ -7,6 +7,7 @@ before the next, and an exception in one never stops the queue.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -116,12 +117,13 @@ class Room:
                     p.send(message)
 
     async def _quality_loop(self) -> None:
-        """connection_quality every ``sfu.connection_quality_interval`` (Go connectionQualityWorker)."""
-        loop = asyncio.get_running_loop()
+        """connection_quality every ``sfu.connection_quality_interval`` (Go connectionQualityWorker);
+        also re-evaluates dynacast, in case a subscriber's layer request changed without a hook."""
         while True:
             await asyncio.sleep(self.host.config.sfu.connection_quality_interval)
             try:
-                messages = self._quality.evaluate(list(self.participants.values()), loop.time())
+                self.dynacast.refresh_all()
+                messages = self._quality.evaluate(list(self.participants.values()), time.monotonic())
             except Exception:
                 log.exception("connection quality evaluation failed", room=self.name)
                 continue
