@@ -19,7 +19,7 @@ from aiortc.sdp import SessionDescription
 from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
-from parley.sfu import engine, negotiation, publish, subscribed_track
+from parley.sfu import dynacast, engine, negotiation, publish, subscribed_track
 from parley.sfu.errors import NegotiationError
 from parley.sfu.participant import Participant, PublishedTrack
 
@@ -174,6 +174,7 @@ def attach_pending(p: Participant, pc: RTCPeerConnection) -> list[tuple[Particip
             continue
         del state.pending[sid]
         p.downtracks[sid] = down
+        dynacast.refresh_sid(sid)
         attached.append((pub, track))
         log.info("subscribed on client m-line", participant=p.sid, track=sid, mid=transceiver.mid)
     return attached
