@@ -10,6 +10,7 @@ from typing import Any
 
 import aioice.ice
 import aiortc.rtcpeerconnection
+import aiortc.rtp
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
@@ -21,7 +22,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpSendParameters,
 )
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpRtpfbPacket, RtpPacket
 
 from parley.config import RtcConfig
 from parley.sfu.media import aiortc_internals as internals
@@ -239,3 +240,77 @@ def test_port_allocator_stays_in_range_and_skips_busy_ports() -> None:
         sock.close()
     finally:
         busy.close()
+
+
+def test_transport_cc_internals() -> None:
+    """What the transport-wide-cc negotiation and the RTCP tap rely on."""
+    module: Any = aiortc.rtcpeerconnection
+    original = getattr(module, "_parley_original_create_media_description", None)
+    original = original or module.create_media_description_for_transceiver
+    assert _params(original) == ["transceiver", "cname", "direction", "mid"]
+    for method in (RTCPeerConnection.createOffer, RTCPeerConnection.createAnswer):
+        assert "create_media_description_for_transceiver(" in inspect.getsource(method)
+    assert "transceiver._headerExtensions = find_common_header_extensions(" in inspect.getsource(
+        RTCPeerConnection.setRemoteDescription
+    )
+    assert _params(RTCDtlsTransport._handle_rtcp_data) == ["self", "data"]
+    assert "await self._handle_rtcp_data(data)" in inspect.getsource(RTCDtlsTransport._recv_next)  # type: ignore[attr-defined]
+    # aiortc parses the transport-wide sequence number of a negotiated extension (the loopback test reads it)
+    assert "transport_sequence_number" in inspect.getsource(aiortc.rtp.HeaderExtensionsMap.get)
+
+
+async def test_transport_cc_only_on_m_lines_we_only_send() -> None:
+    configure(RtcConfig(use_loopback=True))
+    uris = {e.uri for kind in HEADER_EXTENSIONS.values() for e in kind}
+    assert internals.URI_TWCC in uris
+    ids = {e.id for e in HEADER_EXTENSIONS["audio"] if e.uri == internals.URI_TWCC}
+    assert ids == {e.id for e in HEADER_EXTENSIONS["video"] if e.uri == internals.URI_TWCC}
+    assert ids.isdisjoint(e.id for kind in HEADER_EXTENSIONS.values() for e in kind if e.uri != internals.URI_TWCC)
+    sfu = RTCPeerConnection()
+    client = RTCPeerConnection()
+    try:
+        sfu.addTransceiver("video", direction="sendonly")
+        sfu.addTransceiver("audio", direction="recvonly")
+        await sfu.setLocalDescription(await sfu.createOffer())
+        video_m, audio_m = sfu.localDescription.sdp.split("m=")[1:]
+        assert internals.URI_TWCC in video_m and "transport-cc" in video_m
+        assert internals.URI_TWCC not in audio_m and "transport-cc" not in audio_m
+        assert all(internals.TRANSPORT_CC in c.rtcpFeedback for c in CODECS["video"] if "rtx" not in c.mimeType)
+        # an aiortc client answers recvonly / sendonly: its own answer follows the same rule
+        await client.setRemoteDescription(sfu.localDescription)
+        await client.setLocalDescription(await client.createAnswer())
+        video_a, _audio_a = client.localDescription.sdp.split("m=")[1:]
+        assert internals.URI_TWCC not in video_a  # the client only receives video
+    finally:
+        await sfu.close()
+        await client.close()
+
+
+async def test_rtcp_tap_sees_and_removes_packets_before_aiortc_routes_them() -> None:
+    pc = RTCPeerConnection()
+    try:
+        t = pc.addTransceiver("video")
+        transport: Any = t.receiver.transport
+        routed: list[bytes] = []
+
+        async def original(data: bytes) -> None:
+            routed.append(data)
+
+        transport._handle_rtcp_data = original
+        seen: list[tuple[int, int]] = []
+
+        def tap(pt: int, fmt: int, packet: bytes) -> bool:
+            seen.append((pt, fmt))
+            return pt == 205 and fmt == 15
+
+        internals.tap_transport_rtcp(transport, tap)
+        internals.tap_transport_rtcp(transport, lambda pt, fmt, packet: True)  # the first tap stays
+        nack = bytes(RtcpRtpfbPacket(fmt=1, ssrc=1, media_ssrc=2, lost=[5]))
+        twcc = bytes(RtcpRtpfbPacket(fmt=15, ssrc=1, media_ssrc=2))
+        await transport._handle_rtcp_data(twcc + nack)
+        await transport._handle_rtcp_data(twcc)
+        await transport._handle_rtcp_data(b"\x80")  # malformed: passed on as is
+        assert seen == [(205, 15), (205, 1), (205, 15)]
+        assert routed == [nack, b"\x80"]
+    finally:
+        await pc.close()

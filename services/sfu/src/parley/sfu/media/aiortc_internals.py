@@ -14,7 +14,14 @@ What is used, and why:
 - ``RtpRouter.route_rtp``: route unsignalled SSRCs (simulcast layers) by the MID header extension.
 - ``aioice.ice.get_host_addresses`` and ``Connection.get_component_candidates``: loopback/node IP and
   binding every ICE UDP socket inside the configured port range.
-- ``aiortc.codecs.CODECS`` / ``HEADER_EXTENSIONS``: what we negotiate (VP9/AV1 passthrough, rid/rrid).
+- ``aiortc.codecs.CODECS`` / ``HEADER_EXTENSIONS``: what we negotiate (VP9/AV1 passthrough, rid/rrid,
+  transport-wide-cc).
+- ``aiortc.rtcpeerconnection.create_media_description_for_transceiver``: wrapped so that transport-wide-cc
+  (the header extension and ``a=rtcp-fb:<pt> transport-cc``) stays only on m-lines where we only send
+  (subscriber m-lines): a publisher that negotiated it would switch to send-side estimation and expect
+  TWCC feedback, but publishers get our REMB (``publisher_feedback.py``).
+- ``RTCDtlsTransport._handle_rtcp_data``: replaced per subscriber transport so TWCC feedback (RTPFB
+  FMT=15, which aiortc would parse as a NACK) and REMB reach ``congestion.SubscriberCongestion``.
 - ``aiortc.rtcpeerconnection.find_common_codecs``: replaced so that an answer always uses the offer's
   payload types (aiortc keeps its own PT for offered PTs outside 96..127, and Chrome puts VP9 profiles
   and AV1 at 35..63: the answer then declared one PT twice and Chrome rejected it) and VP9/AV1
@@ -58,6 +65,8 @@ URI_RID = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 URI_RRID = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+URI_TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+TRANSPORT_CC = RTCRtcpFeedback(type="transport-cc")
 
 _sends = TaskSet("parley.sfu.media.send")
 _HOOKED = "_parley_hooked"
@@ -242,6 +251,21 @@ def extend_codecs() -> None:
         if uri not in uris:
             video_ext.append(RTCRtpHeaderExtensionParameters(id=next_id, uri=uri))
             next_id += 1
+    _extend_transport_cc()
+
+
+def _extend_transport_cc() -> None:
+    """transport-wide-cc for every kind, one id unused by any kind (BUNDLE shares the id space), and
+    ``transport-cc`` feedback for every codec; :func:`patch_codec_negotiation` keeps both only on
+    m-lines where we only send."""
+    if not any(e.uri == URI_TWCC for kind in HEADER_EXTENSIONS.values() for e in kind):
+        twcc_id = max(e.id for kind in HEADER_EXTENSIONS.values() for e in kind) + 1
+        for kind in ("audio", "video"):
+            HEADER_EXTENSIONS[kind].append(RTCRtpHeaderExtensionParameters(id=twcc_id, uri=URI_TWCC))
+    for kind in ("audio", "video"):
+        for codec in CODECS[kind]:
+            if not is_rtx(codec) and TRANSPORT_CC not in codec.rtcpFeedback:
+                codec.rtcpFeedback.append(TRANSPORT_CC)
 
 
 def _profile(codec: RTCRtpCodecParameters) -> str:
@@ -286,11 +310,39 @@ def find_common_codecs(
 
 
 def patch_codec_negotiation() -> None:
-    """Use :func:`find_common_codecs` for every offer and answer aiortc applies."""
+    """Use :func:`find_common_codecs` for every offer and answer aiortc applies, and
+    :func:`create_media_description` for every m-line it writes."""
     module: Any = aiortc.rtcpeerconnection
     if getattr(module, "_parley_original_find_common_codecs", None) is None:
         module._parley_original_find_common_codecs = module.find_common_codecs
     module.find_common_codecs = find_common_codecs
+    if getattr(module, "_parley_original_create_media_description", None) is None:
+        module._parley_original_create_media_description = module.create_media_description_for_transceiver
+        module.create_media_description_for_transceiver = create_media_description
+
+
+def create_media_description(
+    transceiver: RTCRtpTransceiver, cname: str, direction: str, mid: str
+) -> Any:
+    """aiortc's m-line writer, after dropping transport-wide-cc from a transceiver that does not only
+    send (``direction`` is the offered or answered one). The transceiver's own lists change too: they
+    are the parameters its sender/receiver get."""
+    if direction != "sendonly":
+        strip_transport_cc(transceiver)
+    original: Any = aiortc.rtcpeerconnection._parley_original_create_media_description  # type: ignore[attr-defined]
+    return original(transceiver, cname, direction, mid)
+
+
+def strip_transport_cc(transceiver: RTCRtpTransceiver) -> None:
+    t: Any = transceiver
+    t._headerExtensions = [e for e in t._headerExtensions if e.uri != URI_TWCC]
+    codecs: list[RTCRtpCodecParameters] = []
+    for codec in t._codecs:
+        if TRANSPORT_CC in codec.rtcpFeedback:
+            codec = copy.copy(codec)  # may be an entry of CODECS itself (offers)
+            codec.rtcpFeedback = [fb for fb in codec.rtcpFeedback if fb != TRANSPORT_CC]
+        codecs.append(codec)
+    t._codecs = codecs
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -474,6 +526,50 @@ def send_rtp_sync(transport: RTCDtlsTransport, data: bytes) -> bool:
     else:  # TURN relay: aioice's send is a coroutine
         _sends.spawn(protocol.send_data(protected, pair.remote_addr), name="turn-send")
     return True
+
+
+RtcpTap = Callable[[int, int, bytes], bool]
+"""(packet type, count or fmt, packet bytes) of one packet of a compound RTCP packet -> consume it."""
+_RTCP_TAPPED = "_parley_rtcp_tap"
+
+
+def tap_transport_rtcp(transport: RTCDtlsTransport, tap: RtcpTap) -> None:
+    """Show every decrypted RTCP packet of ``transport`` to ``tap`` before aiortc parses and routes it;
+    packets ``tap`` returns True for are removed (aiortc would parse TWCC feedback as a NACK). Once per
+    transport: a second call keeps the first tap. ``tap`` must not raise."""
+    if getattr(transport, _RTCP_TAPPED, None) is not None:
+        return
+    original = transport._handle_rtcp_data
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        try:
+            kept = [packet for pt, fmt, packet in split_rtcp(data) if not tap(pt, fmt, packet)]
+        except ValueError:  # malformed: aiortc drops it with its own log line
+            await original(data)
+            return
+        if len(kept) == 1:
+            await original(kept[0])
+        elif kept:
+            await original(b"".join(kept))
+
+    setattr(transport, "_handle_rtcp_data", handle_rtcp_data)  # noqa: B010
+    setattr(transport, _RTCP_TAPPED, tap)
+
+
+def split_rtcp(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(packet type, count or fmt, bytes) of each packet of a compound RTCP packet; ``ValueError``
+    when malformed."""
+    packets: list[tuple[int, int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        if len(data) < pos + 4 or data[pos] >> 6 != 2:
+            raise ValueError("malformed RTCP packet")
+        end = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3]) * 4
+        if end > len(data):
+            raise ValueError("truncated RTCP packet")
+        packets.append((data[pos + 1], data[pos] & 0x1F, data[pos:end]))
+        pos = end
+    return packets
 
 
 def header_extension_ids(

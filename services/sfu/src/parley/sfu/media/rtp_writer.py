@@ -2,8 +2,9 @@
 
 The received packet is never mutated (it is shared by every subscriber and the NACK cache). Only the
 extensions a subscriber needs are written, with the ids it negotiated: ``sdes:mid`` (its m-line),
-``ssrc-audio-level`` (passed through) and ``abs-send-time`` (our send time, for its REMB estimator).
-Simulcast ``rid``/``rrid`` never reach subscribers.
+``ssrc-audio-level`` (passed through), ``abs-send-time`` (our send time, for its REMB estimator) and,
+when the subscriber negotiated it, transport-wide-cc (the sequence number of our send-side estimator,
+``congestion.SubscriberCongestion.on_rtp_sent``). Simulcast ``rid``/``rrid`` never reach subscribers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 
 from aiortc.rtp import RtpPacket, pack_header_extensions
 
-from parley.sfu.media.aiortc_internals import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
+from parley.sfu.media.aiortc_internals import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID, URI_TWCC
 
 _HEADER = struct.Struct("!BBHLL")
 _EXT_HEADER = struct.Struct("!HH")
@@ -22,18 +23,24 @@ _NTP_UNIX_OFFSET = 2208988800
 
 
 class RtpWriter:
-    __slots__ = ("_ast_id", "_audio_id", "_mid", "_mid_elem", "_mid_id", "_one_byte")
+    __slots__ = ("_ast_id", "_audio_id", "_mid", "_mid_elem", "_mid_id", "_one_byte", "_twcc_id")
 
     def __init__(self, extension_ids: dict[str, int], mid: str | None) -> None:
         self._mid_id = extension_ids.get(URI_MID, 0) if mid else 0
         self._mid = (mid or "").encode()
         self._audio_id = extension_ids.get(URI_AUDIO_LEVEL, 0)
         self._ast_id = extension_ids.get(URI_ABS_SEND_TIME, 0)
-        ids = [i for i in (self._mid_id, self._audio_id, self._ast_id) if i]
+        self._twcc_id = extension_ids.get(URI_TWCC, 0)
+        ids = [i for i in (self._mid_id, self._audio_id, self._ast_id, self._twcc_id) if i]
         self._one_byte = all(1 <= i <= 14 for i in ids) and (not self._mid_id or len(self._mid) <= 16)
         self._mid_elem = b""
         if self._mid_id and self._one_byte:
             self._mid_elem = bytes([(self._mid_id << 4) | (len(self._mid) - 1)]) + self._mid
+
+    @property
+    def twcc_enabled(self) -> bool:
+        """The subscriber negotiated transport-wide-cc: pass ``twcc_seq`` to :meth:`write`."""
+        return self._twcc_id != 0
 
     def write(
         self,
@@ -46,11 +53,13 @@ class RtpWriter:
         wall_now: float | None = None,
         head: bytes = b"",
         osn: int | None = None,
+        twcc_seq: int | None = None,
     ) -> bytes:
         """The packet as the subscriber gets it. ``head`` replaces the payload's first bytes (a
         rewritten VP8 descriptor); ``osn`` makes it an RTX packet (RFC 4588 §4: the original sequence
-        number before the payload; ``payload_type``/``seq``/``ssrc`` are then the RTX stream's)."""
-        ext = self._extensions(packet, time.time() if wall_now is None else wall_now)
+        number before the payload; ``payload_type``/``seq``/``ssrc`` are then the RTX stream's);
+        ``twcc_seq`` is the transport-wide sequence number (written only when :attr:`twcc_enabled`)."""
+        ext = self._extensions(packet, time.time() if wall_now is None else wall_now, twcc_seq)
         csrc = packet.csrc
         first = 0x80 | len(csrc) | (0x10 if ext else 0)
         data = _HEADER.pack(first, (packet.marker << 7) | payload_type, seq, ts, ssrc)
@@ -63,15 +72,18 @@ class RtpWriter:
             return data + head + packet.payload[len(head) :]
         return data + packet.payload
 
-    def _extensions(self, packet: RtpPacket, wall_now: float) -> bytes:
+    def _extensions(self, packet: RtpPacket, wall_now: float, twcc_seq: int | None) -> bytes:
         audio = packet.extensions.audio_level if self._audio_id else None
         ast = int((wall_now + _NTP_UNIX_OFFSET) * 262144) & 0xFFFFFF if self._ast_id else None
+        twcc = twcc_seq if self._twcc_id else None
         if self._one_byte:
             body = self._mid_elem
             if audio is not None:
                 body += bytes([self._audio_id << 4, (0x80 if audio[0] else 0) | (audio[1] & 0x7F)])
             if ast is not None:
                 body += bytes([(self._ast_id << 4) | 2]) + ast.to_bytes(3, "big")
+            if twcc is not None:
+                body += bytes([(self._twcc_id << 4) | 1]) + _OSN.pack(twcc & 0xFFFF)
             if not body:
                 return b""
             body += b"\x00" * (-len(body) % 4)
@@ -83,6 +95,8 @@ class RtpWriter:
             elements.append((self._audio_id, bytes([(0x80 if audio[0] else 0) | (audio[1] & 0x7F)])))
         if ast is not None:
             elements.append((self._ast_id, ast.to_bytes(3, "big")))
+        if twcc is not None:
+            elements.append((self._twcc_id, _OSN.pack(twcc & 0xFFFF)))
         if not elements:
             return b""
         profile, value = pack_header_extensions(elements)
