@@ -32,7 +32,7 @@ def test_parses_a_packet_captured_from_chrome() -> None:
     assert (fb.sender_ssrc, fb.media_ssrc) == (2608133663, 2473712828)
     assert (fb.base_seq, fb.reference_time, fb.fb_count) == (34108, 6551830, 179)
     ticks = [155, 325, 431, 601, 724]
-    expected = [(34108 + i, _at(6551830, t)) for i, t in enumerate(ticks)]
+    expected: list[tuple[int, float | None]] = [(34108 + i, _at(6551830, t)) for i, t in enumerate(ticks)]
     expected += [(34113, None), (34114, _at(6551830, 724 + 265)), (34115, None), (34116, None)]
     assert [s for s, _ in fb.packets] == [s for s, _ in expected]
     for (_, got), (_, want) in zip(fb.packets, expected, strict=True):

@@ -137,11 +137,10 @@ def build_feedback(
 ) -> bytes:
     """A TWCC feedback packet for ``arrivals[i]`` = arrival (seconds, receiver clock) of seq
     ``base_seq + i``, or None if lost. The reference time defaults to the first arrival rounded down
-    to 64 ms. Raises ``ValueError`` if a delta does not fit in 16 signed bits of 250 µs."""
+    to 64 ms (it is sent modulo 2^24). Raises ``ValueError`` if a delta does not fit in 16 signed bits of 250 µs."""
     received = [a for a in arrivals if a is not None]
     if reference_time is None:
         reference_time = int(received[0] // REFERENCE_TICK_S) if received else 0
-    reference_time %= REFERENCE_WRAP
     symbols: list[int] = []
     deltas = b""
     previous = round(reference_time * REFERENCE_TICK_S / DELTA_TICK_S)
@@ -165,7 +164,7 @@ def build_feedback(
         media_ssrc,
         base_seq & 0xFFFF,
         len(symbols),
-        (reference_time << 8) | (fb_count & 0xFF),
+        ((reference_time % REFERENCE_WRAP) << 8) | (fb_count & 0xFF),
     )
     body += b"".join(struct.pack("!H", c) for c in _chunks(symbols)) + deltas
     body += b"\x00" * (-len(body) % 4)
