@@ -76,13 +76,13 @@ def test_moderate_loss_holds_the_estimate() -> None:
 def test_probe_clusters_lift_the_estimate_to_what_the_link_carries() -> None:
     link = BottleneckLink(2_000_000)
     sim = Simulation(link, SendSideEstimator(EstimatorConfig(start_bps=500_000)), app_bps=1_500_000)
-    sim.probe = lambda now: 1.0 <= now < 1.5  # the cluster is sent at app rate: 1.5 Mbit/s
+    sim.probe = lambda now: 1_500_000 if 1.0 <= now < 1.5 else None
     sim.run_until(3)
     assert sim.estimator.last_probe_bps == pytest.approx(1_500_000, rel=0.1)
     assert sim.estimator.estimate >= 1_300_000
     link2 = BottleneckLink(800_000)
     sim2 = Simulation(link2, SendSideEstimator(EstimatorConfig(start_bps=500_000)), app_bps=3_000_000)
-    sim2.probe = lambda now: 1.0 <= now < 1.3
+    sim2.probe = lambda now: 3_000_000 if 1.0 <= now < 1.3 else None
     sim2.run_until(3)
     assert sim2.estimator.last_probe_bps is not None
     assert sim2.estimator.last_probe_bps < 850_000  # the bottleneck, not the send rate

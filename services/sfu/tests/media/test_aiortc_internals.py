@@ -265,7 +265,9 @@ async def test_transport_cc_only_on_m_lines_we_only_send() -> None:
     assert internals.URI_TWCC in uris
     ids = {e.id for e in HEADER_EXTENSIONS["audio"] if e.uri == internals.URI_TWCC}
     assert ids == {e.id for e in HEADER_EXTENSIONS["video"] if e.uri == internals.URI_TWCC}
-    assert ids.isdisjoint(e.id for kind in HEADER_EXTENSIONS.values() for e in kind if e.uri != internals.URI_TWCC)
+    assert ids.isdisjoint(
+        e.id for kind in HEADER_EXTENSIONS.values() for e in kind if e.uri != internals.URI_TWCC
+    )
     sfu = RTCPeerConnection()
     client = RTCPeerConnection()
     try:
@@ -275,7 +277,9 @@ async def test_transport_cc_only_on_m_lines_we_only_send() -> None:
         video_m, audio_m = sfu.localDescription.sdp.split("m=")[1:]
         assert internals.URI_TWCC in video_m and "transport-cc" in video_m
         assert internals.URI_TWCC not in audio_m and "transport-cc" not in audio_m
-        assert all(internals.TRANSPORT_CC in c.rtcpFeedback for c in CODECS["video"] if "rtx" not in c.mimeType)
+        assert all(
+            internals.TRANSPORT_CC in c.rtcpFeedback for c in CODECS["video"] if "rtx" not in c.mimeType
+        )
         # an aiortc client answers recvonly / sendonly: its own answer follows the same rule
         await client.setRemoteDescription(sfu.localDescription)
         await client.setLocalDescription(await client.createAnswer())

@@ -321,9 +321,7 @@ def patch_codec_negotiation() -> None:
         module.create_media_description_for_transceiver = create_media_description
 
 
-def create_media_description(
-    transceiver: RTCRtpTransceiver, cname: str, direction: str, mid: str
-) -> Any:
+def create_media_description(transceiver: RTCRtpTransceiver, cname: str, direction: str, mid: str) -> Any:
     """aiortc's m-line writer, after dropping transport-wide-cc from a transceiver that does not only
     send (``direction`` is the offered or answered one). The transceiver's own lists change too: they
     are the parameters its sender/receiver get."""

@@ -5,8 +5,8 @@ spirit) or REMB. Pure logic: time is passed in (seconds, our monotonic clock).
 
 - delay-based: inter-group delay variation -> trendline -> overuse detector (``delay_based.py``) ->
   AIMD (``rate_control.py``), with the acknowledged bitrate (``throughput.py``);
-- probes: a cluster's rate (min of sent and received) lifts the delay-based estimate when the link
-  showed no overuse (``ProbeMeasure``);
+- probes: a cluster's rate (min of sent and received) lifts the delay-based estimate and the loss-based
+  limit when the link showed no overuse (``ProbeMeasure``);
 - loss-based: ``loss_based.py``;
 - REMB (receivers that send REMB rather than TWCC feedback): an upper bound; without TWCC feedback
   for ``TWCC_STALE_S`` it is the estimate itself.
@@ -78,6 +78,7 @@ class SendSideEstimator:
             self.last_probe_bps = probe
             if self.detector.usage is not Usage.OVERUSING:
                 self.rate.raise_to(probe)
+                self.loss.raise_to(probe)
         delay_bps = self.rate.update(self.detector.usage, acked, now)
         self.loss.update(
             lost=lost, received=received, estimate=self._combine(now), delay_bps=delay_bps, now=now

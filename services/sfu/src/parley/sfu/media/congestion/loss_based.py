@@ -61,3 +61,8 @@ class LossBasedLimit:
             self.limit = self.limit * (1 + INCREASE_PER_S) ** elapsed + 1000 * elapsed
             if self.limit >= delay_bps:
                 self.limit = None
+
+    def raise_to(self, bps: float) -> None:
+        """A probe showed the link carries ``bps`` (without loss worth a decrease)."""
+        if self.limit is not None and bps > self.limit:
+            self.limit = bps

@@ -73,17 +73,22 @@ class Simulation:
         self._seq = 0
         self._pending: list[tuple[int, float | None]] = []
         self._next_feedback = feedback_interval_s
-        self.probe: Callable[[float], bool] = lambda _now: False
-        """Whether a packet sent at ``now`` belongs to a probe cluster (then it is sent at app rate)."""
+        self.packets_sent = 0
+        self.probe: Callable[[float], float | None] = lambda _now: None
+        """The probe cluster's rate (bit/s) if a packet sent at ``now`` belongs to one, else None."""
 
     def run_until(self, end: float) -> None:
         while self.now < end:
-            probing = self.probe(self.now)
-            rate = self.app_bps if probing else min(self.estimator.estimate, self.app_bps)
+            probe_bps = self.probe(self.now)
+            probing = probe_bps is not None
+            rate = min(self.estimator.estimate, self.app_bps)
+            if probe_bps is not None:
+                rate = max(rate, probe_bps)
             self.now += self.packet_size * 8 / rate
             while self._next_feedback <= self.now:
                 self._feedback(self._next_feedback)
                 self._next_feedback += self.feedback_interval_s
+            self.packets_sent += 1
             seq = self._seq
             self._seq = (seq + 1) & 0xFFFF
             self.history.add(seq, self.now, self.packet_size, probing)

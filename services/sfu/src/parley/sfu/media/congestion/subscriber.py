@@ -206,7 +206,7 @@ class SubscriberCongestion:
         except Exception as exc:
             report_error("congestion.tick", exc)
         finally:
-            self._timer = loop.call_later(self.config.tick_s, self._tick)
+            self._timer = None if self.closed else loop.call_later(self.config.tick_s, self._tick)
 
     def _probe_tick(self) -> None:
         self._probe_timer = None
@@ -216,7 +216,10 @@ class SubscriberCongestion:
             self.pad(time.monotonic())
         except Exception as exc:
             report_error("congestion.probe", exc)
-        self._probe_timer = asyncio.get_running_loop().call_later(self.config.probe_tick_s, self._probe_tick)
+        if not self.closed:
+            self._probe_timer = asyncio.get_running_loop().call_later(
+                self.config.probe_tick_s, self._probe_tick
+            )
 
 
 def _route_rtcp(transport: RTCDtlsTransport, packet_type: int, fmt: int, packet: bytes) -> bool:
