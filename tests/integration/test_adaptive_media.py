@@ -38,6 +38,10 @@ def _check_quality_steps(result: dict[str, Any]) -> None:
     assert high == (1280, 720) and high_again == high, result
     assert low is not None and medium is not None
     assert low[0] < medium[0] < high[0], result  # three distinct layers, in order
+    # connection_quality_update reaches the SDK (ConnectionQualityChanged) for Bob and for Alice
+    good = {"QUALITY_EXCELLENT", "QUALITY_GOOD"}
+    assert set(result["connection_quality"]) == {"alice", "bob"}, result
+    assert set(result["connection_quality"].values()) <= good, result
 
 
 @pytest.mark.parametrize("path", ["v1", "v0"])

@@ -38,6 +38,11 @@ async def quality(args: dict[str, Any]) -> dict[str, Any]:
     (``set_video_quality``) and records the resolution of the frames he decodes after each request."""
     alice = await connect(args, "alice")
     bob = await connect(args, "bob", url_key="url_b")
+    qualities_seen: dict[str, str] = {}
+    bob.on(
+        "connection_quality_changed",
+        lambda participant, q: qualities_seen.__setitem__(participant.identity, getattr(q, "name", str(q))),
+    )
     stop = asyncio.Event()
     source = rtc.VideoSource(*HD)
     cam = rtc.LocalVideoTrack.create_video_track("cam", source)
@@ -93,7 +98,8 @@ async def quality(args: dict[str, Any]) -> dict[str, Any]:
         collector.cancel()
         stop.set()
         await asyncio.gather(player, collector, return_exceptions=True)
-    result = {"steps": steps, "frames": len(sizes)}
+    await wait_for(lambda: len(qualities_seen) == 2, 15, "connection quality of both at bob")
+    result = {"steps": steps, "frames": len(sizes), "connection_quality": qualities_seen}
     await alice.disconnect()
     await bob.disconnect()
     return result
