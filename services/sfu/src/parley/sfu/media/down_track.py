@@ -35,6 +35,7 @@ from aiortc.rtp import (
 
 from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media import out_stream
+from parley.sfu.media.congestion import SubscriberCongestion
 from parley.sfu.media.forwarder import Forwarder
 from parley.sfu.media.guard import report_error
 from parley.sfu.media.interfaces import MAX_SPATIAL, NO_LAYER, LayerBitrate, LinkReport, TrackSource
@@ -94,6 +95,8 @@ class DownTrack:
         self._link_mark: tuple[float, int] = (time.monotonic(), 0)
         self._writer: RtpWriter | None = None
         self._transport: RTCDtlsTransport | None = None
+        self._cc: SubscriberCongestion | None = None
+        """The subscriber transport's congestion controller, while transport-wide-cc is negotiated."""
         self._codecs: list[RTCRtpCodecParameters] = []
         self._pt_map: dict[int, _Route | None] = {}
         self._rtx_pt: dict[int, int] = {}
@@ -246,6 +249,7 @@ class DownTrack:
                 seq=self._out.next_rtx_seq(),
                 ts=self._munger.last_out_ts,
                 ssrc=self._rtx_ssrc,
+                twcc_seq=self._twcc_seq(size + 40, time.monotonic(), probe=True),
             )
             data = bytes([data[0] | 0x20]) + data[1:]  # P bit: the payload is padding
             if self._transmit(data):
@@ -283,6 +287,9 @@ class DownTrack:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._cc is not None:
+            self._cc.leave(self)
+            self._cc = None
         self._up.remove_sink(self)
         out_stream.release(self._out)
         STATS.tracks_out -= 1
@@ -307,10 +314,24 @@ class DownTrack:
         }
         self._writer = RtpWriter(internals.header_extension_ids(parameters), parameters.muxId)
         self._transport = self._sender.transport
+        self._join_congestion()
         if self._timer is None and not self._closed:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(SR_INTERVAL_S * random.random(), self._sr_tick)
         self._up.request_keyframe(self._forwarder.target)
+
+    def _join_congestion(self) -> None:
+        transport, writer = self._transport, self._writer
+        cc = self._cc
+        if cc is not None and (cc.transport is not transport or writer is None or not writer.twcc_enabled):
+            cc.leave(self)
+            self._cc = cc = None
+        if cc is None and transport is not None and writer is not None and writer.twcc_enabled:
+            self._cc = SubscriberCongestion.join(transport, self, video=self._video)
+
+    def _twcc_seq(self, size: int, now: float, probe: bool = False) -> int | None:
+        cc = self._cc
+        return cc.on_rtp_sent(size, now, probe) if cc is not None else None
 
     def _route(self, in_pt: int) -> _Route | None:
         if in_pt in self._pt_map:
@@ -355,8 +376,15 @@ class DownTrack:
         if forwarded is None:
             return
         out_seq, out_ts, head = forwarded
+        cc = self._cc
         data = self._writer.write(
-            packet, payload_type=out_pt, seq=out_seq, ts=out_ts, ssrc=self._ssrc, head=head
+            packet,
+            payload_type=out_pt,
+            seq=out_seq,
+            ts=out_ts,
+            ssrc=self._ssrc,
+            head=head,
+            twcc_seq=cc.on_rtp_sent(len(packet.payload) + 40, now) if cc is not None else None,
         )
         if self._transmit(data):
             self.packets_sent += 1
@@ -420,6 +448,7 @@ class DownTrack:
         if writer is None or not self._nack_pts:
             return 0
         answered = rtx = 0
+        now = time.monotonic()
         for out_seq in lost:
             entry = self._sent[out_seq % self._ring_size]
             if entry is None or entry[0] != out_seq:
@@ -442,10 +471,17 @@ class DownTrack:
                     ssrc=self._rtx_ssrc,
                     head=head,
                     osn=out_seq,
+                    twcc_seq=self._twcc_seq(len(cached.payload) + 42, now),
                 )
             else:
                 data = writer.write(
-                    cached, payload_type=out_pt, seq=out_seq, ts=out_ts, ssrc=self._ssrc, head=head
+                    cached,
+                    payload_type=out_pt,
+                    seq=out_seq,
+                    ts=out_ts,
+                    ssrc=self._ssrc,
+                    head=head,
+                    twcc_seq=self._twcc_seq(len(cached.payload) + 40, now),
                 )
             if self._transmit(data):
                 answered += 1
