@@ -185,11 +185,12 @@ class SubscriberCongestion:
         size = self.config.padding_size
         sent = 0
         layers = self.allocation.layers if self.allocation is not None else {}
-        for member in priority(self.video):
+        # forwarding tracks first; paused ones too (padding rides their RTX stream): when every video
+        # track is paused for bandwidth, probing is the only way back up
+        ordered = sorted(priority(self.video), key=lambda m: layers.get(m.track_sid, NO_LAYER) == NO_LAYER)
+        for member in ordered:
             if due - sent < size:
                 break
-            if layers.get(member.track_sid, NO_LAYER) == NO_LAYER:
-                continue
             count = min((due - sent) // size, MAX_PADDING_PACKETS)
             sent += member.send_padding(size, count)
         self.padding_sent += sent
