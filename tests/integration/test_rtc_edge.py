@@ -141,7 +141,8 @@ async def test_refusals_before_upgrade(stack: Stack, http: aiohttp.ClientSession
 
 
 async def test_join_keepalive_refresh_and_resume(stack: Stack, http: aiohttp.ClientSession) -> None:
-    client = await join(http, stack, token(stack))
+    room = f"resume-{uuid.uuid4().hex[:6]}"
+    client = await join(http, stack, token(stack, room=room))
     first = await client.recv()
     assert first.WhichOneof("message") == "join"
     j = first.join
@@ -149,7 +150,8 @@ async def test_join_keepalive_refresh_and_resume(stack: Stack, http: aiohttp.Cli
     assert j.participant.permission.can_publish and j.ping_interval == 5 and j.ping_timeout == 15
     assert j.server_info.agent_protocol == 1 and j.server_version >= "1.8.0"
     assert j.subscriber_primary and j.fast_publish
-    assert j.client_configuration.resume_connection == models.ClientConfigSetting.DISABLED
+    # the node keeps sessions through signalling drops (sfu.resume_window): clients may resume
+    assert j.client_configuration.resume_connection == models.ClientConfigSetting.UNSET
     # the edge sends refresh_token and the SFU the subscriber offer: either may come first
     seen: dict[str, rtc.SignalResponse] = {}
     deadline = time.monotonic() + 10
@@ -163,13 +165,33 @@ async def test_join_keepalive_refresh_and_resume(stack: Stack, http: aiohttp.Cli
     assert (await client.until("pong")).pong > 0
     await client.send(rtc.SignalRequest(ping_req=rtc.Ping(timestamp=42, rtt=1)))
     assert (await client.until("pong_resp")).pong_resp.last_ping_timestamp == 42
-    # a resume is refused with a full-rejoin leave as the first frame
-    resume = await join(http, stack, token(stack), query=f"{QUERY}&reconnect=1&sid={j.participant.sid}")
-    leave = await resume.recv()
+    # a resume of an unknown session is refused with a full-rejoin leave as the first frame
+    unknown = await join(
+        http, stack, token(stack, room=room), query=f"{QUERY}&reconnect=1&sid=PA_nosuchsession"
+    )
+    leave = await unknown.recv()
     assert leave.WhichOneof("message") == "leave"
     assert leave.leave.reason == models.DisconnectReason.STATE_MISMATCH
     assert leave.leave.action == rtc.LeaveRequest.Action.RECONNECT
-    await client.ws.close()
+    # another identity cannot take the session over
+    thief = await join(
+        http, stack, token(stack, "thief", room), query=f"{QUERY}&reconnect=1&sid={j.participant.sid}"
+    )
+    assert (await thief.recv()).WhichOneof("message") == "leave"
+    # the session's own resume gets a ReconnectResponse first, then everyone's state; the
+    # connection it replaces is closed
+    resume = await join(
+        http, stack, token(stack, room=room), query=f"{QUERY}&reconnect=1&sid={j.participant.sid}"
+    )
+    reconnect = await resume.recv()
+    assert reconnect.WhichOneof("message") == "reconnect", reconnect
+    assert reconnect.reconnect.server_info.node_id == j.server_info.node_id
+    update = await resume.until("update")
+    assert [p.sid for p in update.update.participants] == [j.participant.sid]
+    assert await client.close_code() is not None  # the replaced connection was closed
+    await resume.send(rtc.SignalRequest(ping=99))
+    assert (await resume.until("pong")).pong > 0
+    await resume.ws.close()
 
 
 async def test_duplicate_identity_kicks_the_older_session(stack: Stack, http: aiohttp.ClientSession) -> None:

@@ -1,8 +1,9 @@
 """Participants that vanish or never connect media are removed, and room-state says so.
 
 - A client process killed with SIGKILL (the kernel closes its sockets) or frozen with SIGSTOP (its
-  sockets stay open, nothing more is sent: the edge's keepalive notices): the others (official SDK)
-  see it leave with SIGNAL_CLOSE and the Room API stops listing it.
+  sockets stay open, nothing more is sent: the edge's keepalive notices): after the resume window
+  (``sfu.resume_window``) the others (official SDK) see it leave with SIGNAL_CLOSE and the Room API
+  stops listing it.
 - A raw client that completes the join (v0 and v1) but never connects media is removed after
   ``sfu.join_timeout`` with a JOIN_FAILURE leave; room-state emits participant_connection_aborted.
 """
@@ -35,6 +36,8 @@ runner = load_script(Path(__file__).with_name("sdk_scripts") / "runner.py", "sdk
 SERVICES = ["room-state", "sfu", "signaling"]
 JOIN_TIMEOUT = 6.0
 """Short for the test; long enough that SDK clients on a busy machine are ACTIVE well before it."""
+RESUME_WINDOW = 2.0
+"""Short for the test: how long a killed client's session waits for a resume."""
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(
         log_dir=tmp_path_factory.mktemp("lifecycle-stack"),
         services=SERVICES,
-        config={"sfu": {"join_timeout": JOIN_TIMEOUT}},
+        # a vanished client's session waits sfu.resume_window for a resume before it leaves
+        config={"sfu": {"join_timeout": JOIN_TIMEOUT, "resume_window": RESUME_WINDOW}},
     ).start()
     yield s
     s.stop()

@@ -369,6 +369,7 @@ def main() -> None:
     args = json.loads(raw)
     args.setdefault("url_b", args["url"])
     import scenarios_adaptive
+    import scenarios_continuity
     import scenarios_features
     import scenarios_lifecycle
     import scenarios_netns
@@ -376,6 +377,7 @@ def main() -> None:
     scenarios = {
         **SCENARIOS,
         **scenarios_adaptive.SCENARIOS,
+        **scenarios_continuity.SCENARIOS,
         **scenarios_features.SCENARIOS,
         **scenarios_lifecycle.SCENARIOS,
         **scenarios_netns.SCENARIOS,

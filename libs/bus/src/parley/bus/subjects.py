@@ -49,6 +49,11 @@ def sfu_session_start(node_id: str) -> str:
     return f"{PREFIX}.sfu.{node_id}.session.start"
 
 
+def sfu_session_resume(node_id: str) -> str:
+    """ResumeSessionRequest: a client reconnecting to its session on that node."""
+    return f"{PREFIX}.sfu.{node_id}.session.resume"
+
+
 def sfu_signal(node_id: str) -> str:
     """ClientSignal frames for sessions on that node."""
     return f"{PREFIX}.sfu.{node_id}.signal"

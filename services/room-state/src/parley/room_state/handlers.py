@@ -58,6 +58,7 @@ class Handlers:
     def routes(self) -> list[Route]:
         table: list[tuple[str, type[Message], Callable[..., Awaitable[Message]]]] = [
             ("JoinRoom", pb.JoinRoomRequest, self.join_room),
+            ("LocateParticipant", pb.LocateParticipantRequest, self.locate_participant),
             ("ParticipantActive", pb.ParticipantActiveRequest, self.participant_active),
             ("ParticipantLeft", pb.ParticipantLeftRequest, self.participant_left),
             ("ParticipantUpdated", pb.ParticipantUpdatedRequest, self.participant_updated),
@@ -136,6 +137,16 @@ class Handlers:
             raise RoomNotFound()
         ordered = sorted(record.participants.values(), key=lambda p: (p.joined_at_ms, p.identity))
         return lk.ListParticipantsResponse(participants=ordered)
+
+    async def locate_participant(self, req: pb.LocateParticipantRequest) -> pb.LocateParticipantResponse:
+        """A resuming client: its participant (matched by sid and identity) and the hosting node."""
+        record = await self._store.load(req.room_name)
+        if record is None:
+            raise RoomNotFound()
+        participant = record.participants.get(req.identity)
+        if participant is None or participant.sid != req.participant_sid:
+            raise ParticipantNotFound()
+        return pb.LocateParticipantResponse(node_id=record.node_id, participant=participant)
 
     async def get_participant(self, req: lk.RoomParticipantIdentity) -> models.ParticipantInfo:
         record = await self._store.load(req.room)

@@ -35,6 +35,7 @@ def build_join_response(
     version: str,
     region: str,
     node_id: str,
+    resume: bool = False,
 ) -> rtc.JoinResponse:
     permission = participant.permission
     join = rtc.JoinResponse(
@@ -49,11 +50,29 @@ def build_join_response(
         ping_timeout=PING_TIMEOUT,
         server_info=server_info(version=version, region=region, node_id=node_id),
         fast_publish=permission.can_publish,
-        client_configuration=models.ClientConfiguration(
-            resume_connection=models.ClientConfigSetting.DISABLED,
-            force_relay=models.ClientConfigSetting.ENABLED
-            if ice.force_relay
-            else models.ClientConfigSetting.UNSET,
-        ),
+        client_configuration=client_configuration(ice, resume=resume),
     )
     return join
+
+
+def client_configuration(ice: turn_pb2.IceServersResponse, *, resume: bool) -> models.ClientConfiguration:
+    """``resume``: the node keeps sessions through signalling drops (``sfu.resume_window``)."""
+    return models.ClientConfiguration(
+        resume_connection=models.ClientConfigSetting.UNSET if resume else models.ClientConfigSetting.DISABLED,
+        force_relay=models.ClientConfigSetting.ENABLED
+        if ice.force_relay
+        else models.ClientConfigSetting.UNSET,
+    )
+
+
+def build_reconnect_response(
+    *, participant: Participant, ice: turn_pb2.IceServersResponse, version: str, region: str, node_id: str
+) -> rtc.ReconnectResponse:
+    """The first frame of a resumed connection. ``last_message_seq``: the last reliable data packet
+    received from the client, so it resends what it sent while disconnected."""
+    return rtc.ReconnectResponse(
+        ice_servers=list(ice.ice_servers),
+        client_configuration=client_configuration(ice, resume=True),
+        server_info=server_info(version=version, region=region, node_id=node_id),
+        last_message_seq=participant.last_reliable_seq,
+    )

@@ -51,6 +51,13 @@ class Node:
                 self._start_session,
             )
         )
+        self._subs.append(
+            await self.bus.serve(
+                subjects.sfu_session_resume(self.node_id),
+                relay_pb2.ResumeSessionRequest,
+                self._resume_session,
+            )
+        )
         self._subs.append(await self.bus.subscribe(subjects.sfu_signal(self.node_id), self._on_signal))
         self._subs.append(
             await self.bus.serve(subjects.sfu_command(self.node_id), node_pb2.RoomCommand, self._on_command)
@@ -82,6 +89,23 @@ class Node:
         await room.call(lambda: room.join(request, ice))
         return relay_pb2.StartSessionResponse()
 
+    async def _resume_session(
+        self, request: relay_pb2.ResumeSessionRequest
+    ) -> relay_pb2.ResumeSessionResponse:
+        room = self.rooms.get(request.room_name)
+        if room is None or room.closed:
+            raise RpcError(ErrorCode.NOT_FOUND, f"room {request.room_name!r} is not on this node")
+        ice = await fetch_ice_servers(
+            self.bus,
+            room=request.room_name,
+            identity=request.identity,
+            sid=request.participant_sid,
+            region=request.region,
+            timeout=self.config.sfu.ice_servers_timeout,
+        )
+        await room.call(lambda: room.resume(request, ice))
+        return relay_pb2.ResumeSessionResponse()
+
     async def _on_signal(self, delivery: Delivery) -> None:
         signal = relay_pb2.ClientSignal()
         try:
@@ -111,11 +135,11 @@ class Node:
 
     async def _connection_closed(self, room: Room, connection_id: str) -> None:
         """The signalling connection ended without a leave (a leave removes the participant first):
-        the client vanished or the edge timed it out. No resume yet, so it leaves now (LiveKit:
-        SIGNAL_CLOSE)."""
+        the client vanished, its network dropped, or the edge timed it out. The session waits for a
+        resume (``Room.signal_lost``); a connection already replaced by a resume is ignored."""
         p = room.by_connection(connection_id)
         if p is not None:
-            await room.remove(p, models.DisconnectReason.SIGNAL_CLOSE, send_leave=False)
+            await room.signal_lost(p)
 
     async def _on_command(self, command: node_pb2.RoomCommand) -> node_pb2.RoomCommandResult:
         room = self.rooms.get(command.room_name)

@@ -103,6 +103,10 @@ class Participant:
         self._nonce_set: set[bytes] = set()
         self.active = False
         self.closed = False
+        self.signal_lost_at: float | None = None
+        """monotonic time its signalling connection closed without a leave (None while connected)."""
+        self.resume_timer: asyncio.Task[None] | None = None
+        """Removes the participant if it does not resume within ``sfu.resume_window``."""
         self.join_timer: asyncio.Task[None] | None = None
         """Removes the participant if it is not ACTIVE within ``sfu.join_timeout``."""
         self.single_pc = single_pc

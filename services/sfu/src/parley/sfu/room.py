@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from aiortc import RTCDataChannel, RTCPeerConnection
 from livekit.protocol import models, rtc
 
-from parley.bus import Bus
+from parley.bus import Bus, ErrorCode, RpcError
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.signal.v1 import relay_pb2
 from parley.protocol.gen.turn.v1 import turn_pb2
@@ -23,7 +23,7 @@ from parley.sfu import data_router, engine, negotiation, publish, single_pc, sub
 from parley.sfu.config import SfuConfig
 from parley.sfu.connection_quality import ConnectionQualityMonitor
 from parley.sfu.dynacast import Dynacast, Handle
-from parley.sfu.join_response import build_join_response
+from parley.sfu.join_response import build_join_response, build_reconnect_response
 from parley.sfu.outbox import SignalOutbox
 from parley.sfu.participant import Participant
 from parley.sfu.speakers import SpeakerTracker
@@ -193,6 +193,7 @@ class Room:
             version=self.host.config.sfu.server_version,
             region=self.host.config.region,
             node_id=self.host.node_id,
+            resume=self.host.config.sfu.resume_window > 0,
         )
         p.send(rtc.SignalResponse(join=join))
         self.broadcast_update(p, include_self=False)
@@ -213,6 +214,72 @@ class Room:
             participant=p.sid,
             identity=p.identity,
             path="v1" if p.single_pc else "v0",
+        )
+
+    # -- signalling continuity (resume) -----------------------------------------------------------
+    async def signal_lost(self, p: Participant) -> None:
+        """Its signalling connection closed without a leave: keep the session (media and data keep
+        flowing) for ``sfu.resume_window`` seconds for the client to resume through any edge; frames
+        meanwhile are dropped (the client re-syncs on resume). A participant that never connected
+        media, or a node with resuming off, removes it at once (SIGNAL_CLOSE)."""
+        window = self.host.config.sfu.resume_window
+        if p.closed:
+            return
+        if window <= 0 or not p.active:
+            await self.remove(p, models.DisconnectReason.SIGNAL_CLOSE, send_leave=False)
+            return
+        p.outbox.close()
+        p.signal_lost_at = time.monotonic()
+        connection = p.connection_id
+        p.resume_timer = self.tasks.spawn(
+            self._resume_deadline(p, connection, window), name=f"resume-deadline:{p.sid}"
+        )
+        log.info("signal lost; waiting for a resume", room=self.name, participant=p.sid, window_s=window)
+
+    async def _resume_deadline(self, p: Participant, connection_id: str, window: float) -> None:
+        await asyncio.sleep(window)
+
+        async def expire() -> None:
+            if not p.closed and p.signal_lost_at is not None and p.connection_id == connection_id:
+                log.info("no resume in time; removing", room=self.name, participant=p.sid)
+                await self.remove(p, models.DisconnectReason.SIGNAL_CLOSE, send_leave=False)
+
+        self.submit(expire)
+
+    async def resume(self, request: relay_pb2.ResumeSessionRequest, ice: turn_pb2.IceServersResponse) -> None:
+        """Rebind ``request.participant_sid`` to a new connection (any edge): ReconnectResponse first,
+        then everyone's current state. Raises ``RpcError`` NOT_FOUND / PERMISSION_DENIED."""
+        p = self.participants.get(request.participant_sid)
+        if p is None or p.closed:
+            raise RpcError(ErrorCode.NOT_FOUND, "no such session on this node")
+        if p.identity != request.identity:
+            raise RpcError(ErrorCode.PERMISSION_DENIED, "the session belongs to another identity")
+        if p.resume_timer is not None and p.resume_timer is not asyncio.current_task():
+            p.resume_timer.cancel()
+        p.resume_timer = None
+        p.outbox.close()  # the old connection, if its edge still holds it, is closed
+        p.outbox = SignalOutbox(self.host.bus, request.edge_id, request.connection_id, self.tasks)
+        p.edge_id = request.edge_id
+        gap = time.monotonic() - p.signal_lost_at if p.signal_lost_at is not None else 0.0
+        p.signal_lost_at = None
+        reconnect = build_reconnect_response(
+            participant=p,
+            ice=ice,
+            version=self.host.config.sfu.server_version,
+            region=self.host.config.region,
+            node_id=self.host.node_id,
+        )
+        p.send(rtc.SignalResponse(reconnect=reconnect))
+        everyone = [o.info for o in self.participants.values() if o is p or not o.hidden]
+        p.send(rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=everyone)))
+        p.send(rtc.SignalResponse(room_update=rtc.RoomUpdate(room=self.info)))
+        log.info(
+            "participant resumed",
+            room=self.name,
+            participant=p.sid,
+            edge=request.edge_id,
+            reason=int(request.reconnect_reason),
+            signal_gap_s=round(gap, 3),
         )
 
     # -- peer connections -------------------------------------------------------------------------
@@ -337,6 +404,7 @@ class Room:
 
 
 def _cancel_timer(p: Participant) -> None:
-    if p.join_timer is not None and p.join_timer is not asyncio.current_task():
-        p.join_timer.cancel()
-    p.join_timer = None
+    for timer in (p.join_timer, p.resume_timer):
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+    p.join_timer = p.resume_timer = None

@@ -35,6 +35,8 @@ class ConnectParams:
     auto_subscribe: bool = True
     adaptive_stream: bool = False
     reconnect: bool = False
+    reconnect_reason: int = 0
+    """``livekit.ReconnectReason`` of a resume."""
     participant_sid: str = ""
     single_peer_connection: bool = False
     publisher_offer: rtc.SessionDescription | None = None
@@ -80,6 +82,7 @@ def parse_v0_query(query: Mapping[str, str]) -> ConnectParams:
         auto_subscribe=_flag(query.get("auto_subscribe"), True),
         adaptive_stream=_flag(query.get("adaptive_stream"), False),
         reconnect=_flag(query.get("reconnect"), False),
+        reconnect_reason=_int(query.get("reconnect_reason")),
         participant_sid=query.get("sid", ""),
     )
 
@@ -112,6 +115,7 @@ def parse_v1(query: Mapping[str, str]) -> ConnectParams:
         auto_subscribe=settings.auto_subscribe,
         adaptive_stream=settings.adaptive_stream,
         reconnect=request.reconnect,
+        reconnect_reason=int(request.reconnect_reason),
         participant_sid=request.participant_sid,
         single_peer_connection=True,
         publisher_offer=request.publisher_offer if request.HasField("publisher_offer") else None,

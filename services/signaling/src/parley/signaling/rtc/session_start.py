@@ -26,7 +26,7 @@ _STATUS = {
 }
 
 
-def _refusal(exc: BusError, what: str) -> RtcError:
+def refusal(exc: BusError, what: str) -> RtcError:
     if isinstance(exc, RpcError):
         if exc.code == ErrorCode.NOT_FOUND:
             return RoomNotFound()
@@ -71,7 +71,7 @@ async def join_room(
             timeout=JOIN_TIMEOUT,
         )
     except BusError as exc:
-        raise _refusal(exc, "could not join room") from exc
+        raise refusal(exc, "could not join room") from exc
 
 
 async def start_session(
@@ -99,4 +99,4 @@ async def start_session(
             timeout=START_TIMEOUT,
         )
     except BusError as exc:
-        raise _refusal(exc, "could not start session") from exc
+        raise refusal(exc, "could not start session") from exc

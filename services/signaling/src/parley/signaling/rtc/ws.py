@@ -13,7 +13,8 @@ from parley.signaling.edge import Edge
 from parley.signaling.rtc.connection import ClientConnection
 from parley.signaling.rtc.errors import RtcError
 from parley.signaling.rtc.join_request import ConnectParams, parse_v0_query, parse_v1
-from parley.signaling.rtc.relay import Relay
+from parley.signaling.rtc.relay import Outbox, Relay
+from parley.signaling.rtc.resume import resume_session
 from parley.signaling.rtc.session_start import join_room, start_session
 from parley.signaling.rtc.validate import authorize, error_response
 
@@ -23,6 +24,11 @@ WS_PING_SECONDS = 10.0
 
 PATHS = meter("parley.signaling.rtc").create_counter(
     "parley_rtc_connections", description="Client signalling connections accepted, per path (v0 or v1)"
+)
+
+
+RESUMES = meter("parley.signaling.rtc").create_counter(
+    "parley_rtc_resumes", description="Client signalling connections resumed (reconnect=1), per path"
 )
 
 
@@ -75,7 +81,7 @@ async def connect(
     request: web.Request, edge: Edge, relay: Relay, *, claims: Claims, params: ConnectParams
 ) -> web.StreamResponse:
     if params.reconnect:
-        return await _refuse_resume(request, edge)
+        return await _resume(request, edge, relay, claims=claims, params=params)
     if edge.draining:
         return web.Response(status=503, text="server is draining")
     connection_id = f"CO_{uuid.uuid4().hex[:12]}"
@@ -87,19 +93,6 @@ async def connect(
         relay.unregister(connection_id)
         log.info("join refused", room=claims.video.room, identity=claims.identity, error=exc.message)
         return error_response(exc)
-    secret = edge.verifier.secret_for(claims.api_key) or ""
-    ws = _websocket(edge)
-    await ws.prepare(request)
-    connection = ClientConnection(
-        ws=ws,
-        relay=relay,
-        outbox=outbox,
-        node_id=joined.node_id,
-        room_name=joined.room.name,
-        participant_sid=joined.participant.sid,
-        claims=claims,
-        secret=secret,
-    )
     PATHS.add(1, {"path": params.path})
     log.info(
         "client connected",
@@ -109,6 +102,60 @@ async def connect(
         identity=claims.identity,
         node_id=joined.node_id,
         protocol=params.protocol,
+    )
+    return await _serve(request, edge, relay, outbox, claims, joined.node_id, joined.participant.sid)
+
+
+async def _resume(
+    request: web.Request, edge: Edge, relay: Relay, *, claims: Claims, params: ConnectParams
+) -> web.StreamResponse:
+    """``reconnect=1``: the session goes on over this connection, or the client is told to rejoin."""
+    connection_id = f"CO_{uuid.uuid4().hex[:12]}"
+    outbox = relay.register(connection_id)
+    try:
+        found = await resume_session(edge, claims, params, connection_id)
+    except RtcError as exc:
+        relay.unregister(connection_id)
+        log.info(
+            "resume refused; the client rejoins",
+            room=claims.video.room,
+            participant=params.participant_sid,
+            error=exc.message,
+        )
+        return await _refuse_resume(request, edge)
+    RESUMES.add(1, {"path": params.path})
+    log.info(
+        "client resumed",
+        path=params.path,
+        room=claims.video.room,
+        participant=params.participant_sid,
+        identity=claims.identity,
+        node_id=found.node_id,
+        reason=params.reconnect_reason,
+    )
+    return await _serve(request, edge, relay, outbox, claims, found.node_id, params.participant_sid)
+
+
+async def _serve(
+    request: web.Request,
+    edge: Edge,
+    relay: Relay,
+    outbox: Outbox,
+    claims: Claims,
+    node_id: str,
+    participant_sid: str,
+) -> web.WebSocketResponse:
+    ws = _websocket(edge)
+    await ws.prepare(request)
+    connection = ClientConnection(
+        ws=ws,
+        relay=relay,
+        outbox=outbox,
+        node_id=node_id,
+        room_name=claims.video.room,
+        participant_sid=participant_sid,
+        claims=claims,
+        secret=edge.verifier.secret_for(claims.api_key) or "",
     )
     await connection.run()
     return ws

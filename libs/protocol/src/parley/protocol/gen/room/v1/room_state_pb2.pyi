@@ -140,6 +140,57 @@ class JoinRoomResponse(_message.Message):
 Global___JoinRoomResponse: _TypeAlias = JoinRoomResponse  # noqa: Y015
 
 @_typing.final
+class LocateParticipantRequest(_message.Message):
+    """edge -> room-state: where a resuming participant's session lives."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_NAME_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_SID_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    room_name: _builtins.str
+    participant_sid: _builtins.str
+    identity: _builtins.str
+    def __init__(
+        self,
+        *,
+        room_name: _builtins.str = ...,
+        participant_sid: _builtins.str = ...,
+        identity: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "participant_sid", b"participant_sid", "room_name", b"room_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocateParticipantRequest: _TypeAlias = LocateParticipantRequest  # noqa: Y015
+
+@_typing.final
+class LocateParticipantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The SFU node hosting the room."""
+    @_builtins.property
+    def participant(self) -> _livekit_models_pb2.ParticipantInfo: ...
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        participant: _livekit_models_pb2.ParticipantInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "participant", b"participant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocateParticipantResponse: _TypeAlias = LocateParticipantResponse  # noqa: Y015
+
+@_typing.final
 class ParticipantActiveRequest(_message.Message):
     """sfu -> room-state: the participant's media connected (state ACTIVE)."""
 

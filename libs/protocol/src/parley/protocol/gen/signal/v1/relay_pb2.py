@@ -26,7 +26,7 @@ from livekit.protocol import models as livekit__models__pb2
 from livekit.protocol import rtc as livekit__rtc__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cparley/signal/v1/relay.proto\x12\x10parley.signal.v1\x1a\x14livekit_models.proto\x1a\x11livekit_rtc.proto\"\xdc\x02\n\x13StartSessionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65\x64ge_id\x18\x02 \x01(\t\x12\x1b\n\x04room\x18\x03 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x04 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x16\n\x0e\x61uto_subscribe\x18\x05 \x01(\x08\x12\x10\n\x08protocol\x18\x06 \x01(\x05\x12(\n\x0b\x63lient_info\x18\x07 \x01(\x0b\x32\x13.livekit.ClientInfo\x12\x17\n\x0f\x61\x64\x61ptive_stream\x18\x08 \x01(\x08\x12\x1e\n\x16single_peer_connection\x18\t \x01(\x08\x12\x34\n\x0fpublisher_offer\x18\n \x01(\x0b\x32\x1b.livekit.SessionDescription\x12\x0e\n\x06region\x18\x0b \x01(\t\"\x16\n\x14StartSessionResponse\"r\n\x0c\x43lientSignal\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x11\n\troom_name\x18\x03 \x01(\t\x12\x0f\n\x07request\x18\x04 \x01(\x0c\x12\x0e\n\x06\x63losed\x18\x05 \x01(\x08\"F\n\x0cServerSignal\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x10\n\x08response\x18\x02 \x01(\x0c\x12\r\n\x05\x63lose\x18\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cparley/signal/v1/relay.proto\x12\x10parley.signal.v1\x1a\x14livekit_models.proto\x1a\x11livekit_rtc.proto\"\xdc\x02\n\x13StartSessionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65\x64ge_id\x18\x02 \x01(\t\x12\x1b\n\x04room\x18\x03 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x04 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x16\n\x0e\x61uto_subscribe\x18\x05 \x01(\x08\x12\x10\n\x08protocol\x18\x06 \x01(\x05\x12(\n\x0b\x63lient_info\x18\x07 \x01(\x0b\x32\x13.livekit.ClientInfo\x12\x17\n\x0f\x61\x64\x61ptive_stream\x18\x08 \x01(\x08\x12\x1e\n\x16single_peer_connection\x18\t \x01(\x08\x12\x34\n\x0fpublisher_offer\x18\n \x01(\x0b\x32\x1b.livekit.SessionDescription\x12\x0e\n\x06region\x18\x0b \x01(\t\"\x16\n\x14StartSessionResponse\"\x9c\x02\n\x14ResumeSessionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65\x64ge_id\x18\x02 \x01(\t\x12\x11\n\troom_name\x18\x03 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x04 \x01(\t\x12\x10\n\x08identity\x18\x05 \x01(\t\x12\x32\n\x10reconnect_reason\x18\x06 \x01(\x0e\x32\x18.livekit.ReconnectReason\x12\x10\n\x08protocol\x18\x07 \x01(\x05\x12(\n\x0b\x63lient_info\x18\x08 \x01(\x0b\x32\x13.livekit.ClientInfo\x12\x0e\n\x06region\x18\t \x01(\t\x12\x1e\n\x16single_peer_connection\x18\n \x01(\x08\"\x17\n\x15ResumeSessionResponse\"r\n\x0c\x43lientSignal\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x11\n\troom_name\x18\x03 \x01(\t\x12\x0f\n\x07request\x18\x04 \x01(\x0c\x12\x0e\n\x06\x63losed\x18\x05 \x01(\x08\"F\n\x0cServerSignal\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x10\n\x08response\x18\x02 \x01(\x0c\x12\r\n\x05\x63lose\x18\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTSESSIONREQUEST']._serialized_end=440
   _globals['_STARTSESSIONRESPONSE']._serialized_start=442
   _globals['_STARTSESSIONRESPONSE']._serialized_end=464
-  _globals['_CLIENTSIGNAL']._serialized_start=466
-  _globals['_CLIENTSIGNAL']._serialized_end=580
-  _globals['_SERVERSIGNAL']._serialized_start=582
-  _globals['_SERVERSIGNAL']._serialized_end=652
+  _globals['_RESUMESESSIONREQUEST']._serialized_start=467
+  _globals['_RESUMESESSIONREQUEST']._serialized_end=751
+  _globals['_RESUMESESSIONRESPONSE']._serialized_start=753
+  _globals['_RESUMESESSIONRESPONSE']._serialized_end=776
+  _globals['_CLIENTSIGNAL']._serialized_start=778
+  _globals['_CLIENTSIGNAL']._serialized_end=892
+  _globals['_SERVERSIGNAL']._serialized_start=894
+  _globals['_SERVERSIGNAL']._serialized_end=964
 # @@protoc_insertion_point(module_scope)

@@ -96,6 +96,75 @@ class StartSessionResponse(_message.Message):
 Global___StartSessionResponse: _TypeAlias = StartSessionResponse  # noqa: Y015
 
 @_typing.final
+class ResumeSessionRequest(_message.Message):
+    """edge -> sfu (request/reply on the node's session.resume subject): a client reconnected with
+    reconnect=1; the node rebinds the participant's signalling to this connection and answers with a
+    ReconnectResponse as its first frame. NOT_FOUND when it holds no such session (the client must
+    rejoin), PERMISSION_DENIED when the identity does not match.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_ID_FIELD_NUMBER: _builtins.int
+    EDGE_ID_FIELD_NUMBER: _builtins.int
+    ROOM_NAME_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_SID_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    RECONNECT_REASON_FIELD_NUMBER: _builtins.int
+    PROTOCOL_FIELD_NUMBER: _builtins.int
+    CLIENT_INFO_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    SINGLE_PEER_CONNECTION_FIELD_NUMBER: _builtins.int
+    connection_id: _builtins.str
+    edge_id: _builtins.str
+    room_name: _builtins.str
+    participant_sid: _builtins.str
+    identity: _builtins.str
+    reconnect_reason: _livekit_models_pb2.ReconnectReason.ValueType
+    protocol: _builtins.int
+    region: _builtins.str
+    single_peer_connection: _builtins.bool
+    """/rtc/v1 path (one peer connection)."""
+    @_builtins.property
+    def client_info(self) -> _livekit_models_pb2.ClientInfo: ...
+    def __init__(
+        self,
+        *,
+        connection_id: _builtins.str = ...,
+        edge_id: _builtins.str = ...,
+        room_name: _builtins.str = ...,
+        participant_sid: _builtins.str = ...,
+        identity: _builtins.str = ...,
+        reconnect_reason: _livekit_models_pb2.ReconnectReason.ValueType = ...,
+        protocol: _builtins.int = ...,
+        client_info: _livekit_models_pb2.ClientInfo | None = ...,
+        region: _builtins.str = ...,
+        single_peer_connection: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["client_info", b"client_info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_info", b"client_info", "connection_id", b"connection_id", "edge_id", b"edge_id", "identity", b"identity", "participant_sid", b"participant_sid", "protocol", b"protocol", "reconnect_reason", b"reconnect_reason", "region", b"region", "room_name", b"room_name", "single_peer_connection", b"single_peer_connection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeSessionRequest: _TypeAlias = ResumeSessionRequest  # noqa: Y015
+
+@_typing.final
+class ResumeSessionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeSessionResponse: _TypeAlias = ResumeSessionResponse  # noqa: Y015
+
+@_typing.final
 class ClientSignal(_message.Message):
     """edge -> sfu: one client frame, or the end of the connection."""
 
