@@ -7,7 +7,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from parley.config import RtcConfig
 from parley.sfu.media import aiortc_internals as internals
-from parley.sfu.media import settings
+from parley.sfu.media import ice_restart, settings
 
 _configured: RtcConfig | None = None
 
@@ -36,5 +36,8 @@ def configured() -> RtcConfig | None:
 
 
 def new_peer_connection() -> RTCPeerConnection:
-    """A peer connection for the SFU: no STUN servers, everything bundled on one transport."""
-    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    """A peer connection for the SFU: no STUN servers, everything bundled on one transport, ICE
+    restarts handled (``ice_restart.py``)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    ice_restart.install(pc)
+    return pc

@@ -21,3 +21,7 @@ class MediaConfigError(MediaError, ValueError):
 
 class SenderInUseError(MediaError):
     """A DownTrack was attached to a transceiver whose sender still carries an open DownTrack."""
+
+
+class IceRestartError(MediaError):
+    """A peer connection cannot restart ICE now (ICE not started on it, or it was stopped)."""
