@@ -68,7 +68,11 @@ def test_pinned_aiortc_peer_connection_and_dtls_internals() -> None:
     connect = _src(RTCPeerConnection._RTCPeerConnection__connect)  # type: ignore[attr-defined]
     assert "await iceTransport.start(" in connect
     # the DTLS transport reads and writes through the ICE transport's _recv/_send attributes
-    assert "await self.transport._recv()" in _src(RTCDtlsTransport._recv_next)
+    recv_next = _src(RTCDtlsTransport._recv_next)
+    assert "await self.transport._recv()" in recv_next
+    # ice_restart._WAKE (first byte 0) is neither DTLS nor SRTP: the loop drops it and reads again
+    assert "if first_byte > 19 and first_byte < 64:" in recv_next
+    assert "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:" in recv_next
     assert "await self.transport._send(data)" in _src(RTCDtlsTransport._write_ssl)
     assert "await self.transport._send(data)" in _src(RTCDtlsTransport._send_rtp)
     run = _src(RTCDtlsTransport._RTCDtlsTransport__run)  # type: ignore[attr-defined]
