@@ -8,19 +8,28 @@ the gap arrives.
 
 from __future__ import annotations
 
+import asyncio
+import types
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from livekit import rtc
 
-from parley.testing import Stack, TcpProxy, load_script
+from parley.testing import Stack, TcpProxy, load_script, poll_until
 
 pytestmark = pytest.mark.integration
 
 runner = load_script(Path(__file__).with_name("sdk_scripts") / "runner.py", "sdk_runner")
+_browser = load_script(Path(__file__).with_name("test_browser.py"), "browser_helpers")
+# the browser fixtures, shared with test_browser.py
+artifacts = _browser.artifacts
+browser = _browser.browser
+meet_bundle = _browser.meet_bundle
+driver_deps = _browser.driver_deps
 
 SERVICES = ["room-state", "sfu", "signaling"]
 COMBOS = [("sdk-1.2", "v1"), ("sdk-1.2", "v0"), ("sdk-1.1", "v1")]
@@ -67,3 +76,84 @@ async def test_signal_cut_resumes_without_disconnect(
         assert abs(result[when]["freq_at_bob"] - 440) < 15, result
         assert abs(result[when]["freq_at_alice"] - 880) < 15, result
     assert result["received"] == ["during-gap", "after"], result
+
+
+EVENTS_HOOK = """(() => {
+  const room = window.parleyRoom;
+  window.parleyEvents = [];
+  for (const name of ['reconnecting', 'signalReconnecting', 'reconnected', 'disconnected']) {
+    room.on(name, () => window.parleyEvents.push(name));
+  }
+  return room.localParticipant.sid;
+})()"""
+
+BROWSER_STATE = """(() => ({
+  events: window.parleyEvents,
+  sid: window.parleyRoom.localParticipant.sid,
+  state: window.parleyRoom.state,
+  chat: Array.from(document.querySelectorAll('#messages li')).map((li) => li.textContent),
+}))()"""
+
+
+@pytest.mark.browser
+async def test_browser_resumes_after_a_signal_cut(
+    make_stack: Callable[..., Stack], browser: Any, artifacts: Path
+) -> None:
+    """livekit-client in Chromium reaches the edge through the proxy; the cut is a resume: no
+    disconnect, same sid, Bob's audio keeps arriving, and chat sent by Bob during the gap shows."""
+    stack = make_stack(services=SERVICES, config={"development": True})
+    port = int(stack.ws_url.rsplit(":", 1)[1])
+    proxy = await TcpProxy(port).start()
+    room = f"resume-browser-{uuid.uuid4().hex[:6]}"
+    bob = rtc.Room()
+    pump: asyncio.Task[None] | None = None
+    try:
+        through_proxy = types.SimpleNamespace(http_url=f"http://127.0.0.1:{proxy.port}")
+        ada, _ = await _browser.join_meet(browser, through_proxy, room, "Ada")
+        sid = await ada.eval(EVENTS_HOOK)
+        await bob.connect(stack.ws_url, _browser._python_token(stack, room, "bob"))
+        source = rtc.AudioSource(48000, 1)
+        pump = asyncio.create_task(_browser._pump_audio(source))
+        mic = rtc.LocalAudioTrack.create_audio_track("mic", source)
+        opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await bob.local_participant.publish_track(mic, opts)
+
+        async def audio_packets() -> int:
+            return int((await _browser.remote_stats(ada, "bob")).get("audio", {}).get("packetsReceived", 0))
+
+        await poll_until(lambda: _grows(audio_packets, 50), timeout=30, message="Ada hears Bob")
+        assert proxy.cut() >= 1
+        await bob.local_participant.send_text("said during the gap", topic="lk.chat")
+
+        async def resumed() -> dict[str, Any]:
+            state: dict[str, Any] = await ada.eval(BROWSER_STATE)
+            assert "reconnected" in state["events"] and state["state"] == "connected", state
+            return state
+
+        await poll_until(resumed, timeout=45, interval=0.5, message="Ada resumed")
+        await poll_until(
+            lambda: _grows(audio_packets, 50), timeout=30, message="Ada hears Bob after the resume"
+        )
+
+        async def chat_shown() -> bool:
+            chat = (await ada.eval(BROWSER_STATE))["chat"]
+            return any("said during the gap" in line for line in chat)
+
+        await poll_until(chat_shown, timeout=20, interval=0.5, message="chat sent during the gap")
+        final = await ada.eval(BROWSER_STATE)
+        assert final["sid"] == sid and "disconnected" not in final["events"], final
+    finally:
+        if pump is not None:
+            pump.cancel()
+        await bob.disconnect()
+        await proxy.aclose()
+
+
+async def _grows(read: Callable[[], Any], by: int) -> bool:
+    """True once ``read()`` grew by ``by`` within this call's polling (called repeatedly)."""
+    first = await read()
+    for _ in range(20):
+        await asyncio.sleep(0.1)
+        if await read() >= first + by:
+            return True
+    return False
