@@ -157,3 +157,42 @@ async def _grows(read: Callable[[], Any], by: int) -> bool:
         if await read() >= first + by:
             return True
     return False
+
+
+async def test_clients_of_a_killed_edge_resume_through_another(tmp_path: Path) -> None:
+    """Two edges behind a proxy (the load balancer); the scenario's cut SIGKILLs the edge its clients
+    use and points the proxy at the other edge: the SDKs resume there, never disconnected."""
+    stack = Stack(log_dir=tmp_path, services=SERVICES, instances={"signaling": 2}).start()
+    proxy: TcpProxy | None = None
+    try:
+        proxy = await TcpProxy(stack.edge(0).port).start()
+        survivor = stack.edge(1).port
+
+        def kill_edge() -> None:
+            stack.kill("signaling", 0)
+            assert proxy is not None
+            proxy.retarget(survivor)
+
+        proxy.before_cut = kill_edge
+        args: dict[str, Any] = {
+            "url": f"ws://127.0.0.1:{proxy.port}",
+            "key": stack.api_key,
+            "secret": stack.api_secret,
+            "room": f"edge-loss-{uuid.uuid4().hex[:8]}",
+            "path": "v1",
+            "proxy": proxy.control_url,
+            "gap": 0.0,
+        }
+        result = await runner.run_scenario(runner.PYTHONS["sdk-1.2"], "signal_cut", args)
+        for name in ("alice", "bob"):
+            events = result["events"][name]
+            assert "reconnected" in events and "disconnected" not in events, result
+        assert result["sids_after"] == result["sids_before"], result
+        assert abs(result["after"]["freq_at_bob"] - 440) < 15, result
+        assert abs(result["after"]["freq_at_alice"] - 880) < 15, result
+        assert result["received"] == ["during-gap", "after"], result
+        assert "client resumed" in stack.log("signaling", 1)
+    finally:
+        if proxy is not None:
+            await proxy.aclose()
+        stack.stop()

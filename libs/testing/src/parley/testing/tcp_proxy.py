@@ -4,7 +4,8 @@
 target. ``cut()`` drops every open connection at once (both sides see a reset/EOF), as a Wi-Fi blip or
 a dead NAT mapping would; ``refuse_for(seconds)`` also refuses new connections for a while. An HTTP
 control endpoint (``control_url``: ``POST /cut?refuse=<seconds>``) lets a client process trigger the
-cut itself at the moment its scenario chooses.
+cut itself at the moment its scenario chooses; ``before_cut`` lets the test act at that moment
+(kill the edge behind the proxy and ``retarget`` it to another one).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -30,6 +32,8 @@ class TcpProxy:
         self.control_port = 0
         self.cuts = 0
         self.connections = 0
+        self.before_cut: Callable[[], None] | None = None
+        """Run by the control endpoint before it cuts (e.g. kill an edge and ``retarget``)."""
 
     @property
     def control_url(self) -> str:
@@ -57,6 +61,10 @@ class TcpProxy:
         if self._control is not None:
             await self._control.cleanup()
 
+    def retarget(self, port: int, host: str = "127.0.0.1") -> None:
+        """New connections go to ``host:port`` (a load balancer moving to another edge)."""
+        self._target = (host, port)
+
     def refuse_for(self, seconds: float) -> None:
         self._refuse_until = time.monotonic() + seconds
 
@@ -75,6 +83,8 @@ class TcpProxy:
 
     async def _on_cut(self, request: web.Request) -> web.Response:
         refuse = float(request.query.get("refuse", "0") or 0)
+        if self.before_cut is not None:
+            self.before_cut()
         if refuse > 0:
             self.refuse_for(refuse)
         return web.json_response({"dropped": self.cut()})
