@@ -8,13 +8,28 @@ from __future__ import annotations
 from parley.sfu.media import (
     STATS,
     DownTrack,
+    IceLink,
+    IceRestartError,
     UpTrack,
     configure,
+    ice_link,
     new_peer_connection,
     prepare_answer,
+    restart_ice,
 )
 
-__all__ = ["DownTrack", "UpTrack", "configure", "media_rates", "new_peer_connection", "prepare_answer"]
+__all__ = [
+    "DownTrack",
+    "IceLink",
+    "IceRestartError",
+    "UpTrack",
+    "configure",
+    "ice_link",
+    "media_rates",
+    "new_peer_connection",
+    "prepare_answer",
+    "restart_ice",
+]
 
 
 def media_rates() -> tuple[float, float]:

@@ -270,6 +270,14 @@ class Room:
             node_id=self.host.node_id,
         )
         p.send(rtc.SignalResponse(reconnect=reconnect))
+        if not p.single_pc and p.sub_pc is not None and not p.sub_negotiation.awaiting_answer:
+            # the subscriber PC is server-offered: its ICE restart is ours (the client restarts its
+            # publisher PC itself); the restart offer goes out when this job ends
+            try:
+                await engine.restart_ice(p.sub_pc)
+                p.sub_negotiation.needs_offer = True
+            except engine.IceRestartError as exc:
+                log.info("no subscriber ICE restart", room=self.name, participant=p.sid, error=str(exc))
         everyone = [o.info for o in self.participants.values() if o is p or not o.hidden]
         p.send(rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=everyone)))
         p.send(rtc.SignalResponse(room_update=rtc.RoomUpdate(room=self.info)))
@@ -332,7 +340,32 @@ class Room:
             if state == "connected" and primary:
                 self.submit(lambda: self._activate(p))
             elif state == "failed":
-                self.submit(lambda: self.remove(p, models.DisconnectReason.CONNECTION_TIMEOUT))
+                self.submit(lambda: self._media_failed(p, pc))
+
+    async def _media_failed(self, p: Participant, pc: RTCPeerConnection) -> None:
+        """The media path died (consent checks failed). A connected participant gets
+        ``sfu.resume_window`` seconds for an ICE restart (its SDK resumes and restarts ICE) before it
+        is removed; one that never connected, or a closed transport, is removed at once."""
+        if p.closed:
+            return
+        link = engine.ice_link(pc)
+        window = self.host.config.sfu.resume_window
+        if window <= 0 or not p.active or link.state != "disconnected":
+            await self.remove(p, models.DisconnectReason.CONNECTION_TIMEOUT)
+            return
+        log.info("media path lost; waiting for an ICE restart", room=self.name, participant=p.sid)
+        self.tasks.spawn(self._await_ice_restart(p, link, window), name=f"ice-restart-wait:{p.sid}")
+
+    async def _await_ice_restart(self, p: Participant, link: engine.IceLink, window: float) -> None:
+        if await link.wait_connected(window, min_generation=link.generation + 1):
+            log.info("media path restored by an ICE restart", room=self.name, participant=p.sid)
+            return
+
+        async def expire() -> None:
+            if not p.closed and link.state != "connected":
+                await self.remove(p, models.DisconnectReason.CONNECTION_TIMEOUT)
+
+        self.submit(expire)
 
     async def _join_deadline(self, p: Participant) -> None:
         """A participant that never connects media is removed (Go: not ACTIVE in time)."""

@@ -11,10 +11,17 @@ sequence numbers, SR counters) belongs to the aiortc sender (``out_stream.py``),
 DownTrack closed can carry a new DownTrack (``DownTrack.attach(..., transceiver=t)``) after it was
 negotiated inactive once. NACKs are answered as RTX (RFC 4588) where the subscriber negotiated RTX,
 and for audio only where it negotiated ``nack`` for the audio codec.
+
+Layer selection is per down track (``forwarder.py`` + ``videolayerselector/``), limited by the
+subscriber's request and by its transport's stream allocator (``congestion/``: transport-wide-cc
+feedback, a GCC-style estimator, allocation and probing). ICE restarts keep the DTLS session
+(``ice_restart.py``). The seams are in ``interfaces.py``.
 """
 
 from parley.sfu.media.down_track import DownTrack
 from parley.sfu.media.engine import configure, new_peer_connection
+from parley.sfu.media.errors import IceRestartError
+from parley.sfu.media.ice_restart import IceLink, ice_link, restart_ice
 from parley.sfu.media.simulcast_sdp import offered_simulcast_layers, prepare_answer
 from parley.sfu.media.stats import STATS, MediaRates, MediaStats
 from parley.sfu.media.up_track import UpTrack
@@ -28,12 +35,16 @@ def media_stats() -> MediaStats:
 __all__ = [
     "STATS",
     "DownTrack",
+    "IceLink",
+    "IceRestartError",
     "MediaRates",
     "MediaStats",
     "UpTrack",
     "configure",
+    "ice_link",
     "media_stats",
     "new_peer_connection",
     "offered_simulcast_layers",
     "prepare_answer",
+    "restart_ice",
 ]
