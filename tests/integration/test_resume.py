@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from livekit import rtc
 
-from parley.testing import Stack, TcpProxy, load_script, poll_until
+from parley.testing import NetNamespace, Stack, TcpProxy, load_script, poll_until, stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +197,51 @@ async def test_clients_of_a_killed_edge_resume_through_another(tmp_path: Path) -
         if proxy is not None:
             await proxy.aclose()
         stack.stop()
+
+
+async def test_a_broken_media_path_comes_back_through_an_ice_restart(
+    make_stack: Callable[..., Stack], make_netns: Callable[[], NetNamespace]
+) -> None:
+    """Two SDK participants inside a network namespace; its UDP is blocked until an SDK notices its
+    media path failed, then unblocked: the session goes on (ICE restart on the same DTLS session)."""
+    ns = make_netns()
+    stack = make_stack(services=SERVICES, config=stack_config(ns))
+    app = web.Application()
+
+    async def block(_: web.Request) -> web.Response:
+        ns.block_udp()
+        return web.Response(text="blocked")
+
+    async def unblock(_: web.Request) -> web.Response:
+        ns.unblock_udp()
+        return web.Response(text="unblocked")
+
+    app.router.add_post("/block", block)
+    app.router.add_post("/unblock", unblock)
+    control = web.AppRunner(app)
+    await control.setup()
+    site = web.TCPSite(control, ns.host_ip, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        args: dict[str, Any] = {
+            "url": ns.ws_url(stack),
+            "key": stack.api_key,
+            "secret": stack.api_secret,
+            "room": f"ice-{uuid.uuid4().hex[:8]}",
+            "path": "v1",
+            "control": f"http://{ns.host_ip}:{port}",
+        }
+        result = await runner.run_scenario(
+            runner.PYTHONS["sdk-1.2"], "ice_break", args, timeout=240, prefix=ns.prefix
+        )
+    finally:
+        ns.unblock_udp()
+        await control.cleanup()
+    for name in ("alice", "bob"):
+        assert "disconnected" not in result["events"][name], result
+    assert any("reconnected" in e for e in result["events"].values()), result
+    assert result["sids_after"] == result["sids_before"], result
+    assert abs(result["after"]["freq_at_bob"] - 440) < 15, result
+    assert abs(result["after"]["freq_at_alice"] - 880) < 15, result
+    assert "ICE restarted" in stack.log("sfu"), result  # the same DTLS session, a new ICE connection

@@ -88,4 +88,61 @@ async def signal_cut(args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-SCENARIOS = {"signal_cut": signal_cut}
+async def ice_break(args: dict[str, Any]) -> dict[str, Any]:
+    """Alice and Bob (this process, inside a network namespace) hear each other; the test blocks the
+    namespace's UDP when asked (``args["control"]/block``) and unblocks it once an SDK reports
+    ``reconnecting`` (it saw its media path fail). Media must come back through an ICE restart on the
+    same session: reconnected, never disconnected, same sids."""
+    events: dict[str, list[str]] = {"alice": [], "bob": []}
+    rooms: dict[str, rtc.Room] = {}
+    for name in ("alice", "bob"):
+        room = await connect(args, name)
+        rooms[name] = room
+        for event in ("reconnecting", "reconnected", "disconnected"):
+            room.on(event, lambda *_, name=name, event=event: events[name].append(event))
+    alice, bob = rooms["alice"], rooms["bob"]
+    stop = asyncio.Event()
+    tasks = []
+    for name, hz in (("alice", 440.0), ("bob", 880.0)):
+        source = rtc.AudioSource(SAMPLE_RATE, 1)
+        tasks.append(asyncio.create_task(play_tone(source, stop, hz)))
+        track = rtc.LocalAudioTrack.create_audio_track(f"{name}-mic", source)
+        opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await rooms[name].local_participant.publish_track(track, opts)
+    at_bob = await wait_for(lambda: track_of(bob, "alice", rtc.TrackKind.KIND_AUDIO), 20, "alice at bob")
+    at_alice = await wait_for(lambda: track_of(alice, "bob", rtc.TrackKind.KIND_AUDIO), 20, "bob at alice")
+    await asyncio.wait_for(receive_audio(at_bob, 0.5), 20)
+    sids_before = {n: r.local_participant.sid for n, r in rooms.items()}
+    async with aiohttp.ClientSession() as http:
+        await (await http.post(f"{args['control']}/block")).release()
+        blocked_at = time.monotonic()
+        await wait_for(lambda: any("reconnecting" in e for e in events.values()), 90, "a failure detected")
+        detected_after = round(time.monotonic() - blocked_at, 2)
+        await (await http.post(f"{args['control']}/unblock")).release()
+    unblocked_at = time.monotonic()
+    await wait_for(
+        lambda: all(not e or e[-1] == "reconnected" for e in events.values()),
+        60,
+        "reconnected after the unblock",
+    )
+    restored_after = round(time.monotonic() - unblocked_at, 2)
+    after = {
+        "freq_at_bob": await asyncio.wait_for(receive_audio(at_bob, 1.0), 30),
+        "freq_at_alice": await asyncio.wait_for(receive_audio(at_alice, 1.0), 30),
+    }
+    result = {
+        "events": {n: list(e) for n, e in events.items()},
+        "sids_before": sids_before,
+        "sids_after": {n: r.local_participant.sid for n, r in rooms.items()},
+        "after": after,
+        "detected_after_s": detected_after,
+        "restored_after_s": restored_after,
+    }
+    stop.set()
+    await asyncio.gather(*tasks)
+    for room in rooms.values():
+        await room.disconnect()
+    return result
+
+
+SCENARIOS = {"signal_cut": signal_cut, "ice_break": ice_break}
