@@ -8,10 +8,12 @@ through it); the scenario cuts the connections itself at the moment it chooses.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
 import aiohttp
+import numpy as np
 from livekit import rtc
 from sdk_helpers import SAMPLE_RATE, connect, play_tone, receive_audio, track_of, wait_for
 
@@ -145,4 +147,84 @@ async def ice_break(args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-SCENARIOS = {"signal_cut": signal_cut, "ice_break": ice_break}
+async def node_change(args: dict[str, Any]) -> dict[str, Any]:
+    """Alice (440 Hz, ``url``) and Bob (880 Hz, ``url_b``) hear each other; then the test disrupts the
+    SFU node hosting the room (``args["control"]/disrupt``: SIGKILL or SIGTERM). Both must hear each
+    other again on another node, with the same identities, reporting reconnecting/reconnected and
+    never disconnected. Records the audio gap each receiver saw."""
+    events: dict[str, list[str]] = {"alice": [], "bob": []}
+    heard: dict[str, list[float]] = {"alice": [], "bob": []}
+    """receiver -> monotonic times of audible frames from the other one"""
+    readers: list[asyncio.Task[None]] = []
+
+    async def read(track: rtc.Track, into: list[float]) -> None:
+        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        async for event in stream:
+            samples = np.frombuffer(bytes(event.frame.data), dtype=np.int16)
+            if samples.size and int(np.abs(samples).max()) > 1000:
+                into.append(time.monotonic())
+
+    rooms: dict[str, rtc.Room] = {}
+    for name, url_key in (("alice", "url"), ("bob", "url_b")):
+        room = await connect(args, name, url_key=url_key)
+        rooms[name] = room
+        for event in ("reconnecting", "reconnected", "disconnected"):
+            room.on(event, lambda *_, name=name, event=event: events[name].append(event))
+        room.on(
+            "track_subscribed",
+            lambda track, *_, name=name: (
+                readers.append(asyncio.create_task(read(track, heard[name])))
+                if track.kind == rtc.TrackKind.KIND_AUDIO
+                else None
+            ),
+        )
+    stop = asyncio.Event()
+    tasks = []
+    for name, hz in (("alice", 440.0), ("bob", 880.0)):
+        source = rtc.AudioSource(SAMPLE_RATE, 1)
+        tasks.append(asyncio.create_task(play_tone(source, stop, hz)))
+        track = rtc.LocalAudioTrack.create_audio_track(f"{name}-mic", source)
+        opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await rooms[name].local_participant.publish_track(track, opts)
+    await wait_for(lambda: all(len(h) > 50 for h in heard.values()), 30, "both hear each other")
+    async with aiohttp.ClientSession() as http:
+        await (await http.post(f"{args['control']}/disrupt")).release()
+    disrupted = time.monotonic()
+
+    def back() -> bool:
+        return all(sum(1 for t in h if t > disrupted + 0.5) > 50 for h in heard.values())
+
+    await wait_for(back, float(args.get("within", 45)), "both hear each other again")
+    again = {
+        name: round(next(t for t in h if t > disrupted + 0.5) - disrupted, 2) for name, h in heard.items()
+    }
+    gaps = {}
+    for name, times in heard.items():
+        window = [t for t in times if t > disrupted - 2.0]
+        gaps[name] = round(max(b - a for a, b in itertools.pairwise(window)), 3)
+    at_bob = await wait_for(lambda: track_of(rooms["bob"], "alice", rtc.TrackKind.KIND_AUDIO), 10, "alice")
+    at_alice = await wait_for(lambda: track_of(rooms["alice"], "bob", rtc.TrackKind.KIND_AUDIO), 10, "bob")
+    async with aiohttp.ClientSession() as http, http.post(f"{args['control']}/listed") as resp:
+        listed = await resp.json()
+    result = {
+        "listed": listed,
+        "events": {n: list(e) for n, e in events.items()},
+        "heard_again_after_s": again,
+        "gap_s": gaps,
+        "freq_at_bob": await asyncio.wait_for(receive_audio(at_bob, 1.0), 20),
+        "freq_at_alice": await asyncio.wait_for(receive_audio(at_alice, 1.0), 20),
+        "remote_identities": {
+            n: sorted(p.identity for p in r.remote_participants.values()) for n, r in rooms.items()
+        },
+    }
+    stop.set()
+    await asyncio.gather(*tasks)
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    for room in rooms.values():
+        await room.disconnect()
+    return result
+
+
+SCENARIOS = {"signal_cut": signal_cut, "ice_break": ice_break, "node_change": node_change}

@@ -19,6 +19,8 @@ ROOM_EVENTS_EACH = f"{PREFIX}.events.room.*"
 
 # Core NATS: SFU node heartbeats (NodeStats).
 SFU_NODES = f"{PREFIX}.nodes.sfu"
+NODE_LOST = f"{PREFIX}.nodes.lost"
+"""NodeLost notices from room-state: edges tell that node's clients to reconnect."""
 
 ROOM_STATE_QUEUE = "room-state"
 SFU_QUEUE = "sfu"

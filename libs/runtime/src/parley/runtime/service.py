@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from parley.bus import Bus, connect
 from parley.config import ConfigError, ParleyConfig, load_config
@@ -87,6 +86,26 @@ def run_service(
     return asyncio.run(_main(name, config, build))
 
 
+DRAIN_TIMEOUT = 30.0
+"""Seconds a service may drain unless it says otherwise (a ``drain_timeout`` attribute)."""
+
+
+async def _drain(service: Service, again: asyncio.Event, log: Any) -> None:
+    """Drain until done, the service's drain timeout, or a second SIGTERM/SIGINT (ends it at once)."""
+    timeout = float(getattr(service, "drain_timeout", DRAIN_TIMEOUT))
+    log.info("draining", timeout_s=timeout)
+    drain = asyncio.ensure_future(service.drain())
+    second = asyncio.ensure_future(again.wait())
+    try:
+        done, _ = await asyncio.wait({drain, second}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if drain not in done:
+            log.warning("drain cut short", by="second signal" if second in done else "timeout")
+    finally:
+        for task in (drain, second):
+            task.cancel()
+        await asyncio.gather(drain, second, return_exceptions=True)
+
+
 async def _main(name: str, config: C, build: Callable[[C, ServiceContext], Awaitable[Service]]) -> int:
     log = get_logger(f"parley.{name}")
     try:
@@ -110,9 +129,8 @@ async def _main(name: str, config: C, build: Callable[[C, ServiceContext], Await
         await health.start()
         log.info("service started", health_port=health.port)
         await stop.wait()
-        log.info("draining")
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(service.drain(), timeout=30)
+        stop.clear()
+        await _drain(service, stop, log)
     except Exception:
         log.exception("service failed")
         return 1

@@ -10,6 +10,7 @@ from parley.room_state.commands import NodeCommands
 from parley.room_state.config import RoomStateConfig
 from parley.room_state.handlers import Handlers
 from parley.room_state.lifecycle import Lifecycle
+from parley.room_state.node_loss import NodeLossWatcher
 from parley.room_state.nodes import NodeRegistry
 from parley.room_state.outbox import OutboxRelay
 from parley.room_state.store import Store
@@ -37,6 +38,9 @@ class RoomStateService:
         self.lifecycle = Lifecycle(
             self.store, self.handlers.on_closed, interval=section.timer_interval, lease=section.timer_lease
         )
+        self.node_loss = NodeLossWatcher(
+            ctx.bus, self.nodes, self.handlers.evacuate, interval=min(1.0, section.node_ttl / 4)
+        )
         self.tasks = TaskSet("room-state")
         self._subs: list[Subscription] = []
         self._draining = False
@@ -57,6 +61,7 @@ class RoomStateService:
             self._subs.append(sub)
         self.tasks.spawn(self.relay.run(), name="outbox-relay")
         self.tasks.spawn(self.lifecycle.run(), name="room-deadlines")
+        self.tasks.spawn(self.node_loss.run(), name="node-loss")
         self.relay.wake()
         log.info("room-state serving", methods=len(self._subs))
 

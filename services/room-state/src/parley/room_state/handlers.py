@@ -59,6 +59,7 @@ class Handlers:
         table: list[tuple[str, type[Message], Callable[..., Awaitable[Message]]]] = [
             ("JoinRoom", pb.JoinRoomRequest, self.join_room),
             ("LocateParticipant", pb.LocateParticipantRequest, self.locate_participant),
+            ("MoveRooms", pb.MoveRoomsRequest, self.move_rooms),
             ("ParticipantActive", pb.ParticipantActiveRequest, self.participant_active),
             ("ParticipantLeft", pb.ParticipantLeftRequest, self.participant_left),
             ("ParticipantUpdated", pb.ParticipantUpdatedRequest, self.participant_updated),
@@ -137,6 +138,36 @@ class Handlers:
             raise RoomNotFound()
         ordered = sorted(record.participants.values(), key=lambda p: (p.joined_at_ms, p.identity))
         return lk.ListParticipantsResponse(participants=ordered)
+
+    async def rooms_on(self, node_id: str) -> list[str]:
+        """Names of the rooms placed on ``node_id``."""
+        names = []
+        for room in await self._store.list_rooms():
+            record = await self._store.load(room.name)
+            if record is not None and record.node_id == node_id:
+                names.append(room.name)
+        return names
+
+    async def move_rooms(self, req: pb.MoveRoomsRequest) -> pb.MoveRoomsResponse:
+        """A draining node's rooms go to the least loaded other live node (none: they stay)."""
+        response = pb.MoveRoomsResponse()
+        for name in await self.rooms_on(req.node_id):
+            _, target = await self._nodes.placement(exclude=req.node_id)
+            if not target:
+                continue
+            moved: bool = await self._mutate(name, rooms.move_room(req.node_id, target))
+            if moved:
+                response.moved[name] = target
+        return response
+
+    async def evacuate(self, node_id: str) -> list[str]:
+        """A lost node: its rooms' participants leave (MIGRATION) and the rooms are placed again."""
+        moved = []
+        for name in await self.rooms_on(node_id):
+            _, target = await self._nodes.placement(exclude=node_id)
+            await self._mutate(name, rooms.evacuate(node_id, target))
+            moved.append(name)
+        return moved
 
     async def locate_participant(self, req: pb.LocateParticipantRequest) -> pb.LocateParticipantResponse:
         """A resuming client: its participant (matched by sid and identity) and the hosting node."""

@@ -35,21 +35,28 @@ class NodeRegistry:
             self._seen[stats.node_id] = (now, stats)
             await self._store.put_node(stats, now, self._ttl_ms)
 
+    def lost(self) -> list[str]:
+        """Nodes whose heartbeats this instance received and that stopped for longer than the TTL
+        (each reported once; a node that comes back is watched again)."""
+        now = now_ms()
+        gone = [node for node, (seen_at, _) in self._seen.items() if now - seen_at > self._ttl_ms]
+        for node in gone:
+            del self._seen[node]
+        return gone
+
     async def live(self) -> list[node_pb2.NodeStats]:
         """From memory when this instance has fresh heartbeats, else from Redis (e.g. just restarted)."""
         now = now_ms()
-        for node_id, (seen_at, _) in list(self._seen.items()):
-            if now - seen_at > self._ttl_ms:
-                del self._seen[node_id]
-        if self._seen:
-            return [stats for _, stats in self._seen.values()]
+        fresh = [stats for seen_at, stats in self._seen.values() if now - seen_at <= self._ttl_ms]
+        if fresh:
+            return fresh
         return await self._store.live_nodes(now, self._ttl_ms)
 
-    async def placement(self, preferred: str = "") -> tuple[set[str], str]:
+    async def placement(self, preferred: str = "", exclude: str = "") -> tuple[set[str], str]:
         """Live node ids and the node a new room goes to ("" if none can take one)."""
         nodes = await self.live()
         live = {n.node_id for n in nodes}
-        candidates = [n for n in nodes if not n.draining]
+        candidates = [n for n in nodes if not n.draining and n.node_id != exclude]
         if preferred and any(n.node_id == preferred for n in candidates):
             return live, preferred
         if not candidates:

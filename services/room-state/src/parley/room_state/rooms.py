@@ -109,8 +109,11 @@ def join(
         response = pb.JoinRoomResponse(room_created=created)
         old = rec.participants.get(identity)
         if old is not None:
-            response.replaced.CopyFrom(rec.sessions.get(identity) or pb.Session(participant_sid=old.sid))
-            _leave(rec, old, Reason.DUPLICATE_IDENTITY)
+            session = rec.sessions.get(identity) or pb.Session(participant_sid=old.sid)
+            response.replaced.CopyFrom(session)
+            # a session left on a node the room moved away from is a migration, not a duplicate
+            moved = bool(session.node_id) and session.node_id != rec.node_id
+            _leave(rec, old, Reason.MIGRATION if moved else Reason.DUPLICATE_IDENTITY)
         limit = rec.room.max_participants
         if limit and len(rec.participants) >= limit:
             raise RoomFull()
@@ -136,6 +139,34 @@ def join(
         response.participant.CopyFrom(participant)
         response.node_id = rec.node_id
         return rec, response
+
+    return fn
+
+
+def move_room(from_node: str, to_node: str) -> Mutation[bool]:
+    """A draining node's room goes to ``to_node``; its participants rejoin there (True if moved)."""
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, bool]:
+        if rec is None or rec.node_id != from_node or not to_node or to_node == from_node:
+            return None, False
+        rec.node_id = to_node
+        return rec, True
+
+    return fn
+
+
+def evacuate(lost_node: str, to_node: str) -> Mutation[list[str]]:
+    """A lost node's room: every participant leaves (MIGRATION: they rejoin on the room's new node)
+    and the room goes to ``to_node`` ("" = placed again at the next join). Idempotent."""
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, list[str]]:
+        if rec is None or rec.node_id != lost_node:
+            return None, []
+        gone = list(rec.participants.values())
+        for participant in gone:
+            _leave(rec, participant, Reason.MIGRATION)
+        rec.node_id = to_node
+        return rec, [p.sid for p in gone]
 
     return fn
 

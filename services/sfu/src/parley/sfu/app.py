@@ -16,6 +16,10 @@ class SfuService:
     async def start(self) -> None:
         await self.node.start()
 
+    @property
+    def drain_timeout(self) -> float:
+        return self.node.drain_timeout
+
     async def drain(self) -> None:
         await self.node.drain()
 

@@ -33,6 +33,10 @@ class SfuSection(Section):
     dynacast_pause_delay: float = Field(default=5.0, ge=0)
     """Seconds a simulcast layer nobody needs any more keeps being published before the publisher is
     told to pause it (subscribed_quality_update); a layer needed again is enabled at once."""
+    drain_timeout: float = Field(default=60.0, ge=0)
+    """On SIGTERM the node takes no new sessions and moves its rooms to other live nodes (their
+    participants reconnect there); rooms that cannot move (no other node) may run this many seconds
+    more before the node closes them. A second signal ends the drain at once."""
     resume_window: float = Field(default=15.0, ge=0)
     """Seconds a participant whose signalling connection closed without a leave stays in the room,
     media flowing, waiting for the client to resume (reconnect=1) through any edge; 0 disables

@@ -9,8 +9,9 @@ from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 from livekit.protocol import room as room_pb
 
-from parley.bus import Bus, Delivery, ErrorCode, RpcError, Subscription, subjects
+from parley.bus import Bus, BusError, Delivery, ErrorCode, RpcError, Subscription, subjects
 from parley.observability import TaskSet, get_logger
+from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.protocol.gen.sfu.v1 import node_pb2
 from parley.protocol.gen.signal.v1 import relay_pb2
 from parley.sfu import commands, engine, rpc, signal_handler
@@ -216,9 +217,37 @@ class Node:
                 log.warning("cannot publish node stats", error=str(exc))
 
     # -- lifecycle ----------------------------------------------------------------------------------
+    @property
+    def drain_timeout(self) -> float:
+        return self.config.sfu.drain_timeout + 5.0  # moving rooms, then waiting for the rest to empty
+
     async def drain(self) -> None:
+        """No new sessions; rooms move to other live nodes (room-state ``MoveRooms``) and their
+        participants are told to reconnect, which rejoins them there; rooms that cannot move run
+        until empty or ``sfu.drain_timeout``."""
         self.draining = True
         await self.publish_stats()
+        if self.rooms:
+            try:
+                moved = await self.bus.request(
+                    subjects.room_state_rpc("MoveRooms"),
+                    rs.MoveRoomsRequest(node_id=self.node_id),
+                    rs.MoveRoomsResponse,
+                    timeout=10.0,
+                )
+            except BusError as exc:
+                log.warning("cannot move rooms; waiting for them to empty", error=str(exc))
+                moved = rs.MoveRoomsResponse()
+            for name, target in moved.moved.items():
+                room = self.rooms.get(name)
+                if room is not None:
+                    log.info("moving room", room=name, to_node=target)
+                    await room.call(room.migrate)
+        deadline = time.monotonic() + self.config.sfu.drain_timeout
+        while self.rooms and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        if self.rooms:
+            log.warning("drain timeout; closing the rooms left", rooms=len(self.rooms))
 
     async def aclose(self) -> None:
         for sub in self._subs:

@@ -402,7 +402,11 @@ class Room:
         if p.closed:
             return
         if send_leave:
-            leave = rtc.LeaveRequest(reason=reason, action=action)  # type: ignore[arg-type]
+            leave = rtc.LeaveRequest(
+                reason=reason,  # type: ignore[arg-type]
+                action=action,  # type: ignore[arg-type]
+                can_reconnect=action == rtc.LeaveRequest.Action.RECONNECT,  # older SDKs read this
+            )
             p.outbox.close(rtc.SignalResponse(leave=leave))
         else:
             p.outbox.close()
@@ -426,6 +430,13 @@ class Room:
         log.info("participant left", room=self.name, participant=p.sid, reason=int(reason))
         if not self.participants:
             self.host.on_empty(self)
+
+    async def migrate(self) -> None:
+        """The room moved to another node: every participant is told to reconnect (a full
+        reconnect: the SDKs rejoin with the same identity on the room's new node, republish and
+        resubscribe, reporting reconnecting/reconnected, never disconnected)."""
+        for p in list(self.participants.values()):
+            await self.remove(p, models.DisconnectReason.MIGRATION, action=rtc.LeaveRequest.Action.RECONNECT)
 
     async def aclose(self) -> None:
         self.closed = True

@@ -10,9 +10,11 @@ import asyncio
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
+from livekit.protocol import models, rtc
 
 from parley.bus import Bus, Delivery, Subscription, subjects
 from parley.observability import get_logger
+from parley.protocol.gen.sfu.v1 import node_pb2
 from parley.protocol.gen.signal.v1 import relay_pb2
 
 log = get_logger("parley.signaling.rtc.relay")
@@ -24,6 +26,8 @@ class Outbox:
 
     connection_id: str
     queue: asyncio.Queue[relay_pb2.ServerSignal] = field(default_factory=asyncio.Queue)
+    node_id: str = ""
+    """The SFU node hosting the session (known once joined or resumed)."""
 
 
 class Relay:
@@ -31,14 +35,16 @@ class Relay:
         self._bus = bus
         self._edge_id = edge_id
         self._outboxes: dict[str, Outbox] = {}
-        self._sub: Subscription | None = None
+        self._subs: list[Subscription] = []
 
     async def start(self) -> None:
-        self._sub = await self._bus.subscribe(subjects.edge_signal(self._edge_id), self._on_signal)
+        self._subs.append(await self._bus.subscribe(subjects.edge_signal(self._edge_id), self._on_signal))
+        self._subs.append(await self._bus.subscribe(subjects.NODE_LOST, self._on_node_lost))
 
     async def aclose(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs = []
 
     def register(self, connection_id: str) -> Outbox:
         outbox = Outbox(connection_id)
@@ -62,6 +68,31 @@ class Relay:
         if outbox is None:
             return  # the connection is gone
         outbox.queue.put_nowait(signal)
+
+    async def _on_node_lost(self, delivery: Delivery) -> None:
+        """The node hosting some of our sessions died (room-state re-placed its rooms): tell those
+        clients to reconnect; they rejoin on the room's new node (no disconnect for the user)."""
+        try:
+            lost = node_pb2.NodeLost.FromString(delivery.data)
+        except DecodeError:
+            log.warning("undecodable NodeLost dropped")
+            return
+        leave = rtc.SignalResponse(
+            leave=rtc.LeaveRequest(
+                reason=models.DisconnectReason.MIGRATION,
+                action=rtc.LeaveRequest.Action.RECONNECT,
+                can_reconnect=True,
+            )
+        ).SerializeToString()
+        told = 0
+        for outbox in list(self._outboxes.values()):
+            if outbox.node_id == lost.node_id:
+                outbox.queue.put_nowait(
+                    relay_pb2.ServerSignal(connection_id=outbox.connection_id, response=leave, close=True)
+                )
+                told += 1
+        if told:
+            log.warning("sfu node lost; clients told to reconnect", node_id=lost.node_id, clients=told)
 
     async def to_sfu(self, node_id: str, signal: relay_pb2.ClientSignal) -> None:
         await self._bus.publish(subjects.sfu_signal(node_id), signal)

@@ -145,6 +145,7 @@ async def _serve(
     node_id: str,
     participant_sid: str,
 ) -> web.WebSocketResponse:
+    outbox.node_id = node_id
     ws = _websocket(edge)
     await ws.prepare(request)
     connection = ClientConnection(

@@ -27,13 +27,15 @@ from livekit.protocol import models as livekit__models__pb2
 from livekit.protocol import room as livekit__room__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/room/v1/room_state.proto\x12\x0eparley.room.v1\x1a\x13livekit_agent.proto\x1a\x14livekit_models.proto\x1a\x12livekit_room.proto\"[\n\x07Session\x12\x17\n\x0fparticipant_sid\x18\x01 \x01(\t\x12\x0f\n\x07\x65\x64ge_id\x18\x02 \x01(\t\x12\x15\n\rconnection_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\"\xd7\x01\n\x0fJoinRoomRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x19\n\x11\x63reate_if_missing\x18\x02 \x01(\x08\x12/\n\x0broom_config\x18\x03 \x01(\x0b\x32\x1a.livekit.RoomConfiguration\x12-\n\x0bparticipant\x18\x04 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x0f\n\x07\x65\x64ge_id\x18\x05 \x01(\t\x12\x15\n\rconnection_id\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\"\xb0\x01\n\x10JoinRoomResponse\x12\x1b\n\x04room\x18\x01 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x14\n\x0croom_created\x18\x04 \x01(\x08\x12)\n\x08replaced\x18\x05 \x01(\x0b\x32\x17.parley.room.v1.Session\"X\n\x18LocateParticipantRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x10\n\x08identity\x18\x03 \x01(\t\"[\n\x19LocateParticipantResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\"F\n\x18ParticipantActiveRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\"o\n\x16ParticipantLeftRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12)\n\x06reason\x18\x03 \x01(\x0e\x32\x19.livekit.DisconnectReason\"]\n\x19ParticipantUpdatedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\"f\n\x15TrackPublishedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12!\n\x05track\x18\x03 \x01(\x0b\x32\x12.livekit.TrackInfo\"X\n\x17TrackUnpublishedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x11\n\ttrack_sid\x18\x03 \x01(\t\"d\n\x13TrackUpdatedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12!\n\x05track\x18\x03 \x01(\x0b\x32\x12.livekit.TrackInfo\"\x05\n\x03\x41\x63k\"\xb4\x02\n\tRoomEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x15\n\rroom_sequence\x18\x05 \x01(\x04\x12\x1b\n\x04room\x18\x06 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x07 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12!\n\x05track\x18\x08 \x01(\x0b\x32\x12.livekit.TrackInfo\x12\x19\n\x03job\x18\t \x01(\x0b\x32\x0c.livekit.Job\x12\x0f\n\x07node_id\x18\n \x01(\t\x12/\n\x0broom_config\x18\x0b \x01(\x0b\x32\x1a.livekit.RoomConfigurationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/room/v1/room_state.proto\x12\x0eparley.room.v1\x1a\x13livekit_agent.proto\x1a\x14livekit_models.proto\x1a\x12livekit_room.proto\"[\n\x07Session\x12\x17\n\x0fparticipant_sid\x18\x01 \x01(\t\x12\x0f\n\x07\x65\x64ge_id\x18\x02 \x01(\t\x12\x15\n\rconnection_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\"\xd7\x01\n\x0fJoinRoomRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x19\n\x11\x63reate_if_missing\x18\x02 \x01(\x08\x12/\n\x0broom_config\x18\x03 \x01(\x0b\x32\x1a.livekit.RoomConfiguration\x12-\n\x0bparticipant\x18\x04 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x0f\n\x07\x65\x64ge_id\x18\x05 \x01(\t\x12\x15\n\rconnection_id\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\"\xb0\x01\n\x10JoinRoomResponse\x12\x1b\n\x04room\x18\x01 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x14\n\x0croom_created\x18\x04 \x01(\x08\x12)\n\x08replaced\x18\x05 \x01(\x0b\x32\x17.parley.room.v1.Session\"X\n\x18LocateParticipantRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x10\n\x08identity\x18\x03 \x01(\t\"[\n\x19LocateParticipantResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\"#\n\x10MoveRoomsRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"~\n\x11MoveRoomsResponse\x12;\n\x05moved\x18\x01 \x03(\x0b\x32,.parley.room.v1.MoveRoomsResponse.MovedEntry\x1a,\n\nMovedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x18ParticipantActiveRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\"o\n\x16ParticipantLeftRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12)\n\x06reason\x18\x03 \x01(\x0e\x32\x19.livekit.DisconnectReason\"]\n\x19ParticipantUpdatedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\"f\n\x15TrackPublishedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12!\n\x05track\x18\x03 \x01(\x0b\x32\x12.livekit.TrackInfo\"X\n\x17TrackUnpublishedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x11\n\ttrack_sid\x18\x03 \x01(\t\"d\n\x13TrackUpdatedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12!\n\x05track\x18\x03 \x01(\x0b\x32\x12.livekit.TrackInfo\"\x05\n\x03\x41\x63k\"\xb4\x02\n\tRoomEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x15\n\rroom_sequence\x18\x05 \x01(\x04\x12\x1b\n\x04room\x18\x06 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x07 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12!\n\x05track\x18\x08 \x01(\x0b\x32\x12.livekit.TrackInfo\x12\x19\n\x03job\x18\t \x01(\x0b\x32\x0c.livekit.Job\x12\x0f\n\x07node_id\x18\n \x01(\t\x12/\n\x0broom_config\x18\x0b \x01(\x0b\x32\x1a.livekit.RoomConfigurationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.protocol.gen.room.v1.room_state_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_MOVEROOMSRESPONSE_MOVEDENTRY']._loaded_options = None
+  _globals['_MOVEROOMSRESPONSE_MOVEDENTRY']._serialized_options = b'8\001'
   _globals['_SESSION']._serialized_start=114
   _globals['_SESSION']._serialized_end=205
   _globals['_JOINROOMREQUEST']._serialized_start=208
@@ -44,20 +46,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOCATEPARTICIPANTREQUEST']._serialized_end=692
   _globals['_LOCATEPARTICIPANTRESPONSE']._serialized_start=694
   _globals['_LOCATEPARTICIPANTRESPONSE']._serialized_end=785
-  _globals['_PARTICIPANTACTIVEREQUEST']._serialized_start=787
-  _globals['_PARTICIPANTACTIVEREQUEST']._serialized_end=857
-  _globals['_PARTICIPANTLEFTREQUEST']._serialized_start=859
-  _globals['_PARTICIPANTLEFTREQUEST']._serialized_end=970
-  _globals['_PARTICIPANTUPDATEDREQUEST']._serialized_start=972
-  _globals['_PARTICIPANTUPDATEDREQUEST']._serialized_end=1065
-  _globals['_TRACKPUBLISHEDREQUEST']._serialized_start=1067
-  _globals['_TRACKPUBLISHEDREQUEST']._serialized_end=1169
-  _globals['_TRACKUNPUBLISHEDREQUEST']._serialized_start=1171
-  _globals['_TRACKUNPUBLISHEDREQUEST']._serialized_end=1259
-  _globals['_TRACKUPDATEDREQUEST']._serialized_start=1261
-  _globals['_TRACKUPDATEDREQUEST']._serialized_end=1361
-  _globals['_ACK']._serialized_start=1363
-  _globals['_ACK']._serialized_end=1368
-  _globals['_ROOMEVENT']._serialized_start=1371
-  _globals['_ROOMEVENT']._serialized_end=1679
+  _globals['_MOVEROOMSREQUEST']._serialized_start=787
+  _globals['_MOVEROOMSREQUEST']._serialized_end=822
+  _globals['_MOVEROOMSRESPONSE']._serialized_start=824
+  _globals['_MOVEROOMSRESPONSE']._serialized_end=950
+  _globals['_MOVEROOMSRESPONSE_MOVEDENTRY']._serialized_start=906
+  _globals['_MOVEROOMSRESPONSE_MOVEDENTRY']._serialized_end=950
+  _globals['_PARTICIPANTACTIVEREQUEST']._serialized_start=952
+  _globals['_PARTICIPANTACTIVEREQUEST']._serialized_end=1022
+  _globals['_PARTICIPANTLEFTREQUEST']._serialized_start=1024
+  _globals['_PARTICIPANTLEFTREQUEST']._serialized_end=1135
+  _globals['_PARTICIPANTUPDATEDREQUEST']._serialized_start=1137
+  _globals['_PARTICIPANTUPDATEDREQUEST']._serialized_end=1230
+  _globals['_TRACKPUBLISHEDREQUEST']._serialized_start=1232
+  _globals['_TRACKPUBLISHEDREQUEST']._serialized_end=1334
+  _globals['_TRACKUNPUBLISHEDREQUEST']._serialized_start=1336
+  _globals['_TRACKUNPUBLISHEDREQUEST']._serialized_end=1424
+  _globals['_TRACKUPDATEDREQUEST']._serialized_start=1426
+  _globals['_TRACKUPDATEDREQUEST']._serialized_end=1526
+  _globals['_ACK']._serialized_start=1528
+  _globals['_ACK']._serialized_end=1533
+  _globals['_ROOMEVENT']._serialized_start=1536
+  _globals['_ROOMEVENT']._serialized_end=1844
 # @@protoc_insertion_point(module_scope)

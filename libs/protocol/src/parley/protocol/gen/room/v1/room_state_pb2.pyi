@@ -9,8 +9,10 @@ Room API calls reuse LiveKit's own request/response messages unchanged; the
 messages below are the internal ones.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 from livekit.protocol import agent as _livekit_agent_pb2
 from livekit.protocol import models as _livekit_models_pb2
@@ -189,6 +191,72 @@ class LocateParticipantResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LocateParticipantResponse: _TypeAlias = LocateParticipantResponse  # noqa: Y015
+
+@_typing.final
+class MoveRoomsRequest(_message.Message):
+    """sfu -> room-state: a draining node asks for its rooms to be placed on other live nodes. Rooms
+    that found a new node are listed; their participants are then told to reconnect (they rejoin
+    there). Rooms without a candidate stay where they are.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveRoomsRequest: _TypeAlias = MoveRoomsRequest  # noqa: Y015
+
+@_typing.final
+class MoveRoomsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MovedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MOVED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def moved(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """room name -> the node it moves to"""
+
+    def __init__(
+        self,
+        *,
+        moved: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["moved", b"moved"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveRoomsResponse: _TypeAlias = MoveRoomsResponse  # noqa: Y015
 
 @_typing.final
 class ParticipantActiveRequest(_message.Message):

@@ -3,8 +3,10 @@
 isort:skip_file
 SFU node registry and commands from the control plane to live rooms."""
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 from livekit.protocol import models as _livekit_models_pb2
 from livekit.protocol import room as _livekit_room_pb2
@@ -156,3 +158,31 @@ class RoomCommandResult(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomCommandResult: _TypeAlias = RoomCommandResult  # noqa: Y015
+
+@_typing.final
+class NodeLost(_message.Message):
+    """room-state -> every edge (parley.nodes.lost): an SFU node stopped heartbeating. Its rooms were
+    re-placed and its participants removed (participant_left, reason MIGRATION); edges tell the clients
+    they hold for that node to reconnect, which rejoins them on the room's new node.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    ROOMS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    @_builtins.property
+    def rooms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        rooms: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "rooms", b"rooms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeLost: _TypeAlias = NodeLost  # noqa: Y015
