@@ -124,3 +124,31 @@ def test_participant_updated_keeps_the_higher_version() -> None:
     out, _ = rooms.participant_updated(newer)(_fresh(rec))
     assert out is not None and out.participants["a"].metadata == "new" and out.participants["a"].version == 5
     assert out.participants["a"].state == State.JOINED
+
+
+def test_move_room_changes_only_the_node_and_a_rejoin_there_is_a_migration() -> None:
+    rec, _ = _join(None, "alice")
+    moved, ok = rooms.move_room("N1", "N2")(_fresh(rec))
+    assert ok and moved is not None and moved.node_id == "N2" and moved.touched  # stored although no event
+    assert rooms.move_room("N9", "N2")(_fresh(rec)) == (None, False)  # not on that node: nothing
+    req = pb.JoinRoomRequest(room_name="r", participant=models.ParticipantInfo(identity="alice"))
+    out, resp = rooms.join(req, DEFAULTS, True, {"N2"}, "N2")(_fresh(moved))
+    assert out is not None and resp.node_id == "N2"
+    # (never ACTIVE here, so the leave is participant_connection_aborted; the reason is what matters)
+    left = [e for e in out.events if e.event in ("participant_left", "participant_connection_aborted")]
+    assert [e.participant.disconnect_reason for e in left] == [models.DisconnectReason.MIGRATION]
+
+
+def test_evacuate_removes_everyone_with_migration_and_places_the_room_again() -> None:
+    rec, _ = _join(None, "alice")
+    rec, _ = _join(_fresh(rec), "bob")
+    out, gone = rooms.evacuate("N1", "N2")(_fresh(rec))
+    assert out is not None and out.node_id == "N2" and not out.participants
+    assert len(gone) == 2
+    reasons = {e.participant.identity: e.participant.disconnect_reason for e in out.events}
+    assert set(reasons) == {"alice", "bob"}
+    assert set(reasons.values()) == {models.DisconnectReason.MIGRATION}
+    assert rooms.evacuate("N1", "N2")(_fresh(out)) == (
+        None,
+        [],
+    )  # idempotent: a second watcher changes nothing

@@ -150,6 +150,7 @@ def move_room(from_node: str, to_node: str) -> Mutation[bool]:
         if rec is None or rec.node_id != from_node or not to_node or to_node == from_node:
             return None, False
         rec.node_id = to_node
+        rec.touched = True  # the node is part of the stored room
         return rec, True
 
     return fn
@@ -166,6 +167,7 @@ def evacuate(lost_node: str, to_node: str) -> Mutation[list[str]]:
         for participant in gone:
             _leave(rec, participant, Reason.MIGRATION)
         rec.node_id = to_node
+        rec.touched = True
         return rec, [p.sid for p in gone]
 
     return fn
