@@ -1,6 +1,7 @@
 """Continuity across SFU nodes (official Python SDK judges): graceful drain and node loss.
 
-Two SFU nodes and two edges; Alice joins through one edge, Bob through the other. The test disrupts
+Two SFU nodes and two edges; Alice joins through one edge, Bob through the other, and an agent
+(livekit-agents, dispatched automatically) joins too. The test disrupts
 the node hosting their room when the scenario asks (``/disrupt``):
 
 - SIGKILL (node loss): room-state notices the missing heartbeats (``room_state.node_ttl``), removes
@@ -35,7 +36,9 @@ pytestmark = pytest.mark.integration
 
 runner = load_script(Path(__file__).with_name("sdk_scripts") / "runner.py", "sdk_runner")
 
-SERVICES = ["room-state", "sfu", "signaling"]
+SERVICES = ["room-state", "sfu", "dispatch", "signaling"]
+AGENTS = Path(__file__).resolve().parents[1] / "agents"
+harness = load_script(AGENTS / "harness.py", "agents_harness")
 CONFIG = {"room_state": {"node_ttl": 3.0}, "sfu": {"stats_interval": 0.5, "drain_timeout": 20.0}}
 HEAR_AGAIN_WITHIN_S = 15.0
 """Functional bound for the scenario (the measured times are in the result and in bench/)."""
@@ -77,7 +80,7 @@ class Control:
             listed = await lk.room.list_participants(api.ListParticipantsRequest(room=self.room))
         finally:
             await lk.aclose()
-        return web.json_response(sorted(p.identity for p in listed.participants))
+        return web.json_response(sorted([p.identity, int(p.kind)] for p in listed.participants))
 
     async def _disrupt(self, _: web.Request) -> web.Response:
         index = hosting_sfu(self.stack, self.room)
@@ -108,7 +111,18 @@ async def test_participants_move_to_another_node(tmp_path: Path, sig: signal.Sig
     room = f"move-{uuid.uuid4().hex[:8]}"
     assert stack.nats is not None
     bus = await connect(stack.nats.url, "test-node-continuity")
+    # an automatically dispatched agent that joins every room (livekit-agents 1.8, its own SDK)
+    agent = harness.AgentWorker(
+        "probe_agent.py",
+        name="auto",
+        env={"PROBE_CONNECT": "1"},
+        url=stack.ws_url,
+        api_key=stack.api_key,
+        api_secret=stack.api_secret,
+        log_dir=tmp_path,
+    ).start()
     try:
+        await poll_until(agent.registered, timeout=60, message=f"agent registered\n{agent.tail()}")
         events_iter = room_events(bus, room)
         events = await anext(events_iter)
         async with Control(stack, room, sig) as control:
@@ -121,23 +135,29 @@ async def test_participants_move_to_another_node(tmp_path: Path, sig: signal.Sig
                 "path": "v1",
                 "control": control.url,
                 "within": HEAR_AGAIN_WITHIN_S,
+                "agent": True,
             }
             result = await runner.run_scenario(runner.PYTHONS["sdk-1.2"], "node_change", args, timeout=150)
         assert control.disrupted is not None
         for name in ("alice", "bob"):
             assert "disconnected" not in result["events"][name], result
             assert "reconnected" in result["events"][name], result
-        assert result["remote_identities"] == {"alice": ["bob"], "bob": ["alice"]}, result
+        seen = {
+            name: [i for i in ids if i in ("alice", "bob")]
+            for name, ids in result["remote_identities"].items()
+        }
+        assert seen == {"alice": ["bob"], "bob": ["alice"]}, result
         assert abs(result["freq_at_bob"] - 440) < 15 and abs(result["freq_at_alice"] - 880) < 15, result
         survivor = 1 - control.disrupted
         assert f"room={room}" in stack.log("sfu", survivor)
 
         # what webhooks tell: per identity joined, left (MIGRATION), joined (then left at the end)
         async def story() -> dict[str, list[tuple[str, int]]]:
-            told: dict[str, list[tuple[str, int]]] = {"alice": [], "bob": []}
+            told: dict[str, list[tuple[str, int]]] = {}
             for e in events:
                 if e.event in ("participant_joined", "participant_left"):
-                    told[e.participant.identity].append((e.event, int(e.participant.disconnect_reason)))
+                    steps = told.setdefault(e.participant.identity, [])
+                    steps.append((e.event, int(e.participant.disconnect_reason)))
             migration = int(models.DisconnectReason.MIGRATION)
             for identity, steps in told.items():
                 assert steps[:3] == [
@@ -148,9 +168,16 @@ async def test_participants_move_to_another_node(tmp_path: Path, sig: signal.Sig
             return told
 
         told = await poll_until(story, timeout=20, interval=0.5, message="one story per identity")
-        # while they talked again, the Room API listed exactly them (nobody twice, nobody stale)
-        assert result["listed"] == ["alice", "bob"], result
+        # while they talked again, the Room API listed exactly them and the agent, back in the room
+        # (nobody twice, nobody stale); the agent's SDK reconnected like theirs
+        listed = result["listed"]
+        assert [x[0] for x in listed if x[1] == int(models.ParticipantInfo.Kind.STANDARD)] == [
+            "alice",
+            "bob",
+        ], result
+        assert [x[1] for x in listed].count(int(models.ParticipantInfo.Kind.AGENT)) == 1, result
         (tmp_path / "result.txt").write_text(f"{result}\n{told}\n")
     finally:
+        agent.stop()
         await bus.aclose()
         stack.stop()

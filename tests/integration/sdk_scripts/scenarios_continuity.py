@@ -187,6 +187,13 @@ async def node_change(args: dict[str, Any]) -> dict[str, Any]:
         opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         await rooms[name].local_participant.publish_track(track, opts)
     await wait_for(lambda: all(len(h) > 50 for h in heard.values()), 30, "both hear each other")
+    if args.get("agent"):
+        agent_kind = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        await wait_for(
+            lambda: any(p.kind == agent_kind for p in rooms["alice"].remote_participants.values()),
+            60,
+            "agent",
+        )
     async with aiohttp.ClientSession() as http:
         await (await http.post(f"{args['control']}/disrupt")).release()
     disrupted = time.monotonic()
