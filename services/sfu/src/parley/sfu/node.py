@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from google.protobuf.message import DecodeError
@@ -36,6 +37,8 @@ class Node:
         self._subs: list[Subscription] = []
         self.started_at = int(time.time())
         self.draining = False
+        self._emptied = asyncio.Event()
+        """Set when the last room closed (a drain waits for it)."""
         self._host = RoomHost(
             bus=self.bus,
             config=self.config,
@@ -177,6 +180,8 @@ class Node:
         if room.participants or self.rooms.get(room.name) is not room:
             return
         del self.rooms[room.name]
+        if not self.rooms:
+            self._emptied.set()
         await room.aclose()
         log.info("room closed on node", room=room.name)
 
@@ -243,9 +248,10 @@ class Node:
                 if room is not None:
                     log.info("moving room", room=name, to_node=target)
                     await room.call(room.migrate)
-        deadline = time.monotonic() + self.config.sfu.drain_timeout
-        while self.rooms and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        if self.rooms:
+            self._emptied.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._emptied.wait(), self.config.sfu.drain_timeout)
         if self.rooms:
             log.warning("drain timeout; closing the rooms left", rooms=len(self.rooms))
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from livekit.protocol import models, rtc
 
 from parley.observability import get_logger
-from parley.sfu import metadata, negotiation, permissions, publish, single_pc, subscriptions
+from parley.sfu import metadata, negotiation, permissions, publish, single_pc, subscriptions, sync_state
 from parley.sfu.errors import NegotiationError
 from parley.sfu.participant import Participant
 
@@ -19,7 +19,6 @@ log = get_logger("parley.sfu.signal")
 
 IGNORED = {
     "update_layers",
-    "sync_state",
     "simulate",
     "update_audio_track",
     "update_video_track",
@@ -52,6 +51,8 @@ async def handle(room: Room, p: Participant, request: rtc.SignalRequest) -> None
         subscriptions.update(room, p, sids, request.subscription.subscribe)
     elif kind == "subscription_permission":
         permissions.update(room, p, request.subscription_permission)
+    elif kind == "sync_state":
+        sync_state.apply(room, p, request.sync_state)
     elif kind == "track_setting":
         subscriptions.update_settings(room, p, request.track_setting)
     elif kind == "leave":
