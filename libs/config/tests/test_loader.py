@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from parley.config import DEV_API_KEY, DEV_API_SECRET, ConfigError, ParleyConfig, load_config
+from parley.config.loader import NON_CONFIG_ENV
 
 pytestmark = pytest.mark.unit
 
@@ -62,7 +64,6 @@ def test_env_names_resolve_nested_keys_with_underscores() -> None:
         "PARLEY_LOGGING_JSON_OUTPUT": "false",
         "PARLEY_NATS_URL": "nats://a:1,nats://b:2",
         "PARLEY_RTC_STUN_SERVERS": "[stun:stun.example.org:3478]",
-        "PARLEY_NOT_A_KEY": "ignored",
     }
     config = load_config(ParleyConfig, env=env)
     assert config.rtc.use_loopback is True
@@ -188,3 +189,42 @@ def test_livekit_keys_refused_when_short_outside_development() -> None:
 def test_livekit_keys_comma_separated_pairs() -> None:
     config = load_config(ParleyConfig, env={"LIVEKIT_KEYS": f"APIone: {LONG}, APItwo: {LONG}x"})
     assert config.keys == {"APIone": LONG, "APItwo": LONG + "x"}
+
+
+class _EdgeSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grpc_port: int = 7890
+
+
+class _EdgeConfig(ParleyConfig):
+    """A service model with a section of its own, like the edge's ``signaling``."""
+
+    signaling: _EdgeSection = Field(default_factory=_EdgeSection)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["PARLEY_NOT_A_KEY", "PARLEY_RTC_PORT_RANGE_BEGIN", "PARLEY_NAT_URL", "PARLEY_SIGNALING_GRPC_PROT"],
+)
+def test_unknown_env_variable_is_refused_with_its_name(name: str) -> None:
+    with pytest.raises(ConfigError, match=name) as caught:
+        load_config(_EdgeConfig, env={name: "1"})
+    assert caught.value.key == name
+
+
+def test_non_config_env_variables_are_allowed() -> None:
+    env = {name: "x" for name in NON_CONFIG_ENV if name not in ("PARLEY_CONFIG", "PARLEY_CONFIG_FILE")}
+    env["PARLEY_CONFIG"] = "port: 7001\n"
+    assert {"PARLEY_AGENTS_PYTHON", "PARLEY_DEV_TEST_MARKER"} <= set(env)
+    assert load_config(ParleyConfig, env=env).port == 7001
+
+
+def test_other_services_env_sections_are_left_to_them() -> None:
+    # one environment feeds every service: the edge's key is not the concern of room-state,
+    # and a typo inside a section is caught by the service owning it
+    env = {"PARLEY_SIGNALING_GRPC_PORT": "7999", "PARLEY_WEBHOOK_SERVICE_PARTITIONS": "4"}
+    assert load_config(ParleyConfig, env=env).port == 7880
+    assert load_config(_EdgeConfig, env=env).signaling.grpc_port == 7999
+    with pytest.raises(ConfigError, match="PARLEY_SIGNALING_GRPC_PROT"):
+        load_config(_EdgeConfig, env={**env, "PARLEY_SIGNALING_GRPC_PROT": "1"})
+    assert load_config(_EdgeConfig, env={"PARLEY_WEBHOOK_URLS": "[]"}).webhook.urls == []

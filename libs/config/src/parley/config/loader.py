@@ -11,8 +11,19 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from parley.config.errors import ConfigError
+from parley.config.sections import SERVICE_SECTIONS
 
 ENV_PREFIX = "PARLEY_"
+NON_CONFIG_ENV = frozenset(
+    {
+        "PARLEY_CONFIG",  # the whole YAML body (yaml_source)
+        "PARLEY_CONFIG_FILE",  # the YAML file (yaml_source)
+        "PARLEY_AGENTS_PYTHON",  # make test / make bench: the interpreter of .venv-agents
+        "PARLEY_DEV_TEST_MARKER",  # tests/integration/test_dev.py tags every process parley dev starts
+        "PARLEY_NODE_IP",  # deploy/compose: docker compose substitutes it into PARLEY_RTC_NODE_IP
+    }
+)
+"""``PARLEY_*`` variables that are not config keys; every other ``PARLEY_*`` must name a key."""
 C = TypeVar("C", bound=BaseModel)
 
 
@@ -69,16 +80,23 @@ def yaml_source(config_file: str | None, environ: Mapping[str, str]) -> dict[str
 
 
 def _env_source(model: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:
-    """``PARLEY_<SECTION>_<KEY>=value``: the longest matching field name wins at each level."""
+    """``PARLEY_<SECTION>_<KEY>=value``: the longest matching field name wins at each level.
+
+    A name that is no key is refused (naming it), like a YAML typo, unless it is in
+    ``NON_CONFIG_ENV`` or belongs to another service's section (that service checks it).
+    """
     data: dict[str, Any] = {}
     if keys := environ.get("LIVEKIT_KEYS"):
         data["keys"] = _parse_keys(keys)
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}CONFIG_FILE"):
+        if not name.startswith(ENV_PREFIX) or name in NON_CONFIG_ENV:
             continue
-        path = _resolve(model, name[len(ENV_PREFIX) :].lower())
+        rest = name[len(ENV_PREFIX) :].lower()
+        path = _resolve(model, rest)
         if path is None:
-            continue
+            if _other_service_section(model, rest):
+                continue
+            raise ConfigError(name, f"no config key is named {name} (a typo? see deploy/livekit.sample.yaml)")
         value: Any = _parse_keys(raw) if path == ["keys"] else yaml.safe_load(raw) if raw else ""
         _set_path(data, path, value)
     return data
@@ -96,6 +114,14 @@ def _resolve(model: type[BaseModel], rest: str) -> list[str] | None:
                 if sub is not None:
                     return [field, *sub]
     return None
+
+
+def _other_service_section(model: type[BaseModel], rest: str) -> bool:
+    """Whether ``rest`` (``<section>_<key>``, lower case) is in a service section ``model`` lacks."""
+    return any(
+        section not in model.model_fields and (rest == section or rest.startswith(section + "_"))
+        for section in SERVICE_SECTIONS
+    )
 
 
 def _parse_keys(raw: str) -> dict[str, str]:
