@@ -89,11 +89,15 @@ async def test_inactive_participant_is_removed(setup: tuple[Room, FakeBus]) -> N
     await poll_until(lambda: "PA_idle" not in room.participants, timeout=5, message="removed")
     assert leaves(bus) == [models.DisconnectReason.JOIN_FAILURE]
     await poll_until(
-        lambda: any(isinstance(m, rs.ParticipantLeftRequest) for _, m in bus.requests),
+        lambda: any(isinstance(m, rs.SfuReport) and m.HasField("participant_left") for _, m in bus.requests),
         timeout=5,
         message="left",
     )
-    left = next(m for _, m in bus.requests if isinstance(m, rs.ParticipantLeftRequest))
+    left = next(
+        m.participant_left
+        for _, m in bus.requests
+        if isinstance(m, rs.SfuReport) and m.HasField("participant_left")
+    )
     assert left.participant_sid == "PA_idle" and left.reason == models.DisconnectReason.JOIN_FAILURE
 
 

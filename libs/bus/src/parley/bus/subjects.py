@@ -61,6 +61,11 @@ def sfu_signal(node_id: str) -> str:
     return f"{PREFIX}.sfu.{node_id}.signal"
 
 
+def sfu_sessions(node_id: str) -> str:
+    """Request the sessions that node holds (NodeSessions); no responders = the node is gone."""
+    return f"{PREFIX}.sfu.{node_id}.sessions"
+
+
 def sfu_command(node_id: str) -> str:
     """RoomCommand requests for rooms on that node."""
     return f"{PREFIX}.sfu.{node_id}.command"

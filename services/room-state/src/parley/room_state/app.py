@@ -9,6 +9,7 @@ from parley.observability import TaskSet, get_logger
 from parley.room_state.commands import NodeCommands
 from parley.room_state.config import RoomStateConfig
 from parley.room_state.handlers import Handlers
+from parley.room_state.join_watch import JoinWatch
 from parley.room_state.lifecycle import Lifecycle
 from parley.room_state.node_loss import NodeLossWatcher
 from parley.room_state.nodes import NodeRegistry
@@ -33,8 +34,15 @@ class RoomStateService:
             ctx.bus, self.store, interval=section.relay_interval, lock_ttl=section.relay_lock_ttl
         )
         self.handlers = Handlers(
-            self.store, self.nodes, NodeCommands(ctx.bus, section.command_timeout), self.relay, config.room
+            self.store,
+            self.nodes,
+            NodeCommands(ctx.bus, section.command_timeout),
+            self.relay,
+            config.room,
+            reconcile_grace=section.reconcile_grace,
+            on_join=lambda room, sid, node: self.joins.watch(room, sid, node),
         )
+        self.joins = JoinWatch(ctx.bus, self.store, self.handlers.rollback_join, section.join_check_delay)
         self.lifecycle = Lifecycle(
             self.store, self.handlers.on_closed, interval=section.timer_interval, lease=section.timer_lease
         )
@@ -62,6 +70,7 @@ class RoomStateService:
         self.tasks.spawn(self.relay.run(), name="outbox-relay")
         self.tasks.spawn(self.lifecycle.run(), name="room-deadlines")
         self.tasks.spawn(self.node_loss.run(), name="node-loss")
+        self.tasks.spawn(self.joins.run(), name="join-checks")
         self.relay.wake()
         log.info("room-state serving", methods=len(self._subs))
 

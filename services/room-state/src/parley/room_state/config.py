@@ -21,6 +21,13 @@ class RoomStateSection(Section):
     """Seconds between outbox scans (a local commit wakes the relay at once)."""
     relay_lock_ttl: float = Field(default=5.0, gt=0)
     """Seconds the outbox relay lock lives without renewal (one relay at a time keeps order)."""
+    reconcile_grace: float = Field(default=10.0, gt=0)
+    """Seconds after its JoinRoom a participant may still be missing from its node's sessions report
+    (its session is starting) before room-state removes it (participant_left, STATE_MISMATCH)."""
+    join_check_delay: float = Field(default=3.0, gt=0)
+    """Seconds after a JoinRoom at which a participant still not ACTIVE is checked against its node:
+    a node that no longer serves (no responders) rolls the join back (JOIN_FAILURE,
+    participant_connection_aborted)."""
 
 
 class RoomStateConfig(ParleyConfig):

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import Message
 from livekit.protocol import models
 from livekit.protocol import room as lk
 
 from parley.config import RoomConfig
+from parley.observability import get_logger
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.protocol.gen.sfu.v1 import node_pb2
+from parley.protocol.ids import now_ms
 from parley.room_state import rooms
 from parley.room_state.commands import NodeCommands
-from parley.room_state.errors import ParticipantNotFound, RoomNotFound
+from parley.room_state.errors import InvalidRequest, ParticipantNotFound, RoomNotFound
 from parley.room_state.nodes import NodeRegistry
 from parley.room_state.outbox import OutboxRelay
 from parley.room_state.record import RoomRecord
 from parley.room_state.store import Mutation, Store, T
+
+log = get_logger("parley.room_state.handlers")
 
 Handler = Callable[[Message], Awaitable[Message]]
 
@@ -43,7 +48,13 @@ class Handlers:
         commands: NodeCommands,
         relay: OutboxRelay,
         defaults: RoomConfig,
+        *,
+        reconcile_grace: float = 10.0,
+        on_join: Callable[[str, str, str], None] | None = None,
     ) -> None:
+        self._reconcile_grace_ms = int(reconcile_grace * 1000)
+        self._on_join = on_join
+        """Called with (room, sid, node) after each committed JoinRoom (the join check)."""
         self._store = store
         self._nodes = nodes
         self._commands = commands
@@ -60,6 +71,8 @@ class Handlers:
             ("JoinRoom", pb.JoinRoomRequest, self.join_room),
             ("LocateParticipant", pb.LocateParticipantRequest, self.locate_participant),
             ("MoveRooms", pb.MoveRoomsRequest, self.move_rooms),
+            ("Report", pb.SfuReport, self.report),
+            ("ReconcileNode", pb.NodeSessions, self.reconcile_node),
             ("ParticipantActive", pb.ParticipantActiveRequest, self.participant_active),
             ("ParticipantLeft", pb.ParticipantLeftRequest, self.participant_left),
             ("ParticipantUpdated", pb.ParticipantUpdatedRequest, self.participant_updated),
@@ -85,7 +98,61 @@ class Handlers:
     async def join_room(self, req: pb.JoinRoomRequest) -> pb.JoinRoomResponse:
         live, candidate = await self._nodes.placement()
         allow = req.create_if_missing or self._defaults.auto_create
-        return await self._mutate(req.room_name, rooms.join(req, self._defaults, allow, live, candidate))
+        joined = await self._mutate(req.room_name, rooms.join(req, self._defaults, allow, live, candidate))
+        if self._on_join is not None:
+            self._on_join(req.room_name, joined.participant.sid, joined.node_id)
+        return joined
+
+    async def rollback_join(self, room: str, sid: str) -> None:
+        """A join whose session never started (join_watch): the participant leaves (JOIN_FAILURE)."""
+        await self._mutate(room, rooms.participant_left(sid, rooms.Reason.JOIN_FAILURE))
+
+    async def report(self, req: pb.SfuReport) -> pb.ReconcileResult:
+        """One SFU report, applied once per (reporter, seq) in its room (see ``rooms.reported``)."""
+        kind = req.WhichOneof("report")
+        if kind is None:
+            raise InvalidRequest("empty SfuReport")
+        if kind == "node_sessions":
+            return await self.reconcile_node(req.node_sessions)
+        inner: Any = getattr(req, kind)
+        mutation: Mutation[Any]
+        if kind == "participant_active":
+            mutation = rooms.participant_active(inner.participant_sid)
+        elif kind == "participant_left":
+            mutation = rooms.participant_left(inner.participant_sid, inner.reason)
+        elif kind == "participant_updated":
+            mutation = rooms.participant_updated(inner.participant)
+        elif kind == "track_published":
+            mutation = rooms.track_published(inner.participant_sid, inner.track)
+        elif kind == "track_unpublished":
+            mutation = rooms.track_unpublished(inner.participant_sid, inner.track_sid)
+        else:
+            mutation = rooms.track_updated(inner.participant_sid, inner.track)
+        await self._mutate(inner.room_name, rooms.reported(req.reporter_id, req.seq, mutation))
+        return pb.ReconcileResult()
+
+    async def reconcile_node(self, req: pb.NodeSessions) -> pb.ReconcileResult:
+        """The sessions a node really holds: its participants that no session backs, and that
+        joined more than ``room_state.reconcile_grace`` before the snapshot, leave (STATE_MISMATCH)."""
+        held = {r.room_name: set(r.participant_sids) for r in req.rooms}
+        cutoff = min(req.taken_at_ms or now_ms(), now_ms()) - self._reconcile_grace_ms
+        result = pb.ReconcileResult()
+        for name in sorted(set(held) | set(await self.rooms_on(req.node_id))):
+            found = await self._mutate(name, rooms.reconcile(req.node_id, held.get(name, set()), cutoff))
+            for participant in found.removed:
+                log.warning(
+                    "participant removed: its node holds no session for it",
+                    room=name,
+                    participant=participant.sid,
+                    identity=participant.identity,
+                    node_id=req.node_id,
+                    reason="STATE_MISMATCH",
+                )
+            if found.removed:
+                result.removed.add(room_name=name, participant_sids=[p.sid for p in found.removed])
+            if found.unknown:
+                result.unknown.add(room_name=name, participant_sids=found.unknown)
+        return result
 
     async def participant_active(self, req: pb.ParticipantActiveRequest) -> pb.Ack:
         await self._mutate(req.room_name, rooms.participant_active(req.participant_sid))

@@ -16,6 +16,8 @@ from parley.protocol.ids import EVENT_PREFIX, new_id, now_ms
 
 Kind = models.ParticipantInfo.Kind
 DEPENDENT_KINDS = (Kind.AGENT, Kind.EGRESS)
+MAX_REPORTERS = 8
+"""SFU processes whose last report seq a room remembers (a room lives on one node at a time)."""
 
 
 def is_dependent(participant: models.ParticipantInfo) -> bool:
@@ -41,6 +43,8 @@ class RoomRecord:
     """When the room closes unless someone joins; 0 = kept open."""
     participants: dict[str, models.ParticipantInfo] = field(default_factory=dict)
     sessions: dict[str, pb.Session] = field(default_factory=dict)
+    reports: dict[str, int] = field(default_factory=dict)
+    """The last SfuReport seq applied to this room, per reporter (an SFU process), newest last."""
     # change tracking -------------------------------------------------------------------------
     created: bool = False
     deleted: bool = False
@@ -73,6 +77,14 @@ class RoomRecord:
         return view
 
     # changes ---------------------------------------------------------------------------------
+    def applied(self, reporter: str, seq: int) -> None:
+        """Remember the report ``seq`` of ``reporter`` (the last ``MAX_REPORTERS`` reporters)."""
+        self.reports.pop(reporter, None)
+        self.reports[reporter] = seq
+        while len(self.reports) > MAX_REPORTERS:
+            del self.reports[next(iter(self.reports))]
+        self.touched = True
+
     def put_participant(self, participant: models.ParticipantInfo) -> None:
         self.participants[participant.identity] = participant
         participant.is_publisher = bool(participant.tracks)

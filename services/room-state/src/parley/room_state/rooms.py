@@ -25,7 +25,7 @@ from parley.room_state.errors import (
     TrackNotFound,
 )
 from parley.room_state.record import RoomRecord
-from parley.room_state.store import Mutation
+from parley.room_state.store import Mutation, T
 
 State = models.ParticipantInfo.State
 Reason = models.DisconnectReason
@@ -225,6 +225,53 @@ def participant_left(sid: str, reason: int) -> Mutation[None]:
             return None, None
         _leave(rec, participant, reason)
         return rec, None
+
+    return fn
+
+
+def reported(reporter: str, seq: int, inner: Mutation[T]) -> Mutation[T | None]:
+    """Apply an SFU report once: a ``seq`` at or below the room's last applied seq of ``reporter``
+    is a retry of a report already applied (its answer was lost) and changes nothing."""
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, T | None]:
+        if rec is not None and reporter and rec.reports.get(reporter, 0) >= seq:
+            return None, None
+        out, result = inner(rec)
+        if out is not None and reporter:
+            out.applied(reporter, seq)
+        return out, result
+
+    return fn
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What comparing a room with its node's sessions found."""
+
+    removed: list[models.ParticipantInfo]
+    """Participants hosted on the node that it does not hold: they left (STATE_MISMATCH)."""
+    unknown: list[str]
+    """Sids the node holds in this room that room-state has no participant for."""
+
+
+def reconcile(node_id: str, held: set[str], cutoff_ms: int) -> Mutation[Reconciled]:
+    """The node really holds the sessions ``held`` in this room: every participant hosted there
+    (its session's node, else the room's) that joined before ``cutoff_ms`` and is not held leaves
+    with STATE_MISMATCH. Idempotent."""
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, Reconciled]:
+        if rec is None:
+            return None, Reconciled([], sorted(held))
+        gone = []
+        for identity, participant in rec.participants.items():
+            session = rec.sessions.get(identity)
+            host = session.node_id if session is not None and session.node_id else rec.node_id
+            if host == node_id and participant.sid not in held and participant.joined_at_ms < cutoff_ms:
+                gone.append(participant)
+        for participant in gone:
+            _leave(rec, participant, Reason.STATE_MISMATCH)
+        known = {p.sid for p in rec.participants.values()} | {p.sid for p in gone}
+        return (rec if gone else None), Reconciled(gone, sorted(held - known))
 
     return fn
 

@@ -144,6 +144,7 @@ class Store:
                     "had": int(r.had_participant),
                     "left": r.last_left_ms,
                     "deadline": r.deadline_ms,
+                    "reports": _encode_reports(r.reports),
                 },
             )
             if r.created:
@@ -267,4 +268,18 @@ def _decode(
         deadline_ms=int(room.get(b"deadline", b"0")),
         participants={k.decode(): models.ParticipantInfo.FromString(v) for k, v in parts.items()},
         sessions={k.decode(): pb.Session.FromString(v) for k, v in sess.items()},
+        reports=_decode_reports(room.get(b"reports", b"")),
     )
+
+
+def _encode_reports(reports: dict[str, int]) -> str:
+    return ",".join(f"{reporter}:{seq}" for reporter, seq in reports.items())
+
+
+def _decode_reports(raw: bytes) -> dict[str, int]:
+    reports = {}
+    for item in raw.decode().split(","):
+        reporter, _, seq = item.rpartition(":")
+        if reporter and seq.isdigit():
+            reports[reporter] = int(seq)
+    return reports

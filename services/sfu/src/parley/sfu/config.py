@@ -41,6 +41,16 @@ class SfuSection(Section):
     """Seconds a participant whose signalling connection closed without a leave stays in the room,
     media flowing, waiting for the client to resume (reconnect=1) through any edge; 0 disables
     resuming (clients are told to rejoin, and the participant leaves at once with SIGNAL_CLOSE)."""
+    report_retry_max: float = Field(default=2.0, gt=0)
+    """Longest pause, in seconds, between retries of a change report room-state did not take
+    (room-state, Valkey or NATS down); reports are retried until they land, in order."""
+    sessions_interval: float = Field(default=5.0, gt=0)
+    """Seconds between reports of the sessions this node holds (room-state removes participants no
+    node holds, see ``room_state.reconcile_grace``)."""
+    edge_check_interval: float = Field(default=2.0, gt=0)
+    """Seconds between liveness probes of the edges holding this node's signalling connections; an
+    edge found gone twice in a row counts as a signalling close for each of its participants (they
+    wait ``resume_window`` for a resume, then leave with SIGNAL_CLOSE)."""
 
 
 class SfuConfig(ParleyConfig):

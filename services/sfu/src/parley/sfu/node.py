@@ -15,8 +15,10 @@ from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.protocol.gen.sfu.v1 import node_pb2
 from parley.protocol.gen.signal.v1 import relay_pb2
+from parley.protocol.ids import now_ms
 from parley.sfu import commands, engine, rpc, signal_handler
 from parley.sfu.config import SfuConfig
+from parley.sfu.edge_watch import EdgeWatch
 from parley.sfu.ice_servers import fetch_ice_servers
 from parley.sfu.room import Room, RoomHost
 from parley.sfu.state_reporter import StateReporter
@@ -33,7 +35,8 @@ class Node:
         self.node_id = node_id
         self.tasks = TaskSet(f"sfu.{node_id}")
         self.rooms: dict[str, Room] = {}
-        self.reporter = StateReporter(bus, self.tasks)
+        self.reporter = StateReporter(bus, self.tasks, retry_max=config.sfu.report_retry_max)
+        self.edges = EdgeWatch(bus, lambda: list(self.rooms.values()), config.sfu.edge_check_interval)
         self._subs: list[Subscription] = []
         self.started_at = int(time.time())
         self.draining = False
@@ -66,8 +69,13 @@ class Node:
         self._subs.append(
             await self.bus.serve(subjects.sfu_command(self.node_id), node_pb2.RoomCommand, self._on_command)
         )
+        self._subs.append(
+            await self.bus.serve(subjects.sfu_sessions(self.node_id), rs.NodeSessions, self._sessions)
+        )
         await self.publish_stats()
         self.tasks.spawn(self._stats_loop(), name="node-stats")
+        self.tasks.spawn(self._sessions_loop(), name="node-sessions")
+        self.tasks.spawn(self.edges.run(), name="edge-watch")
         log.info("sfu node serving", node_id=self.node_id)
 
     # -- sessions ---------------------------------------------------------------------------------
@@ -220,6 +228,25 @@ class Node:
                 await self.publish_stats()
             except Exception as exc:
                 log.warning("cannot publish node stats", error=str(exc))
+
+    # -- sessions held (room-state reconciles them) --------------------------------------------------
+    def sessions(self) -> rs.NodeSessions:
+        """Every session this node holds, by room (participants waiting for a resume included)."""
+        report = rs.NodeSessions(node_id=self.node_id, taken_at_ms=now_ms())
+        for name, room in sorted(self.rooms.items()):
+            if not room.closed:
+                report.rooms.add(room_name=name, participant_sids=sorted(room.participants))
+        return report
+
+    async def _sessions(self, _: rs.NodeSessions) -> rs.NodeSessions:
+        return self.sessions()
+
+    async def _sessions_loop(self) -> None:
+        """Queue a sessions report every ``sfu.sessions_interval``, behind the pending reports."""
+        while True:
+            await asyncio.sleep(self.config.sfu.sessions_interval)
+            if not self.draining:
+                self.reporter.sessions(self.sessions)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @property

@@ -414,6 +414,146 @@ class TrackUpdatedRequest(_message.Message):
 Global___TrackUpdatedRequest: _TypeAlias = TrackUpdatedRequest  # noqa: Y015
 
 @_typing.final
+class SfuReport(_message.Message):
+    """sfu -> room-state (method Report): one of the changes above, numbered per reporter (one id
+    per SFU process, seq increasing). The SFU retries a report until room-state answers, in order;
+    room-state keeps each room's last applied seq per reporter, so a retried report applies once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTER_ID_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ACTIVE_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_LEFT_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_UPDATED_FIELD_NUMBER: _builtins.int
+    TRACK_PUBLISHED_FIELD_NUMBER: _builtins.int
+    TRACK_UNPUBLISHED_FIELD_NUMBER: _builtins.int
+    TRACK_UPDATED_FIELD_NUMBER: _builtins.int
+    NODE_SESSIONS_FIELD_NUMBER: _builtins.int
+    reporter_id: _builtins.str
+    seq: _builtins.int
+    @_builtins.property
+    def participant_active(self) -> Global___ParticipantActiveRequest: ...
+    @_builtins.property
+    def participant_left(self) -> Global___ParticipantLeftRequest: ...
+    @_builtins.property
+    def participant_updated(self) -> Global___ParticipantUpdatedRequest: ...
+    @_builtins.property
+    def track_published(self) -> Global___TrackPublishedRequest: ...
+    @_builtins.property
+    def track_unpublished(self) -> Global___TrackUnpublishedRequest: ...
+    @_builtins.property
+    def track_updated(self) -> Global___TrackUpdatedRequest: ...
+    @_builtins.property
+    def node_sessions(self) -> Global___NodeSessions: ...
+    def __init__(
+        self,
+        *,
+        reporter_id: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        participant_active: Global___ParticipantActiveRequest | None = ...,
+        participant_left: Global___ParticipantLeftRequest | None = ...,
+        participant_updated: Global___ParticipantUpdatedRequest | None = ...,
+        track_published: Global___TrackPublishedRequest | None = ...,
+        track_unpublished: Global___TrackUnpublishedRequest | None = ...,
+        track_updated: Global___TrackUpdatedRequest | None = ...,
+        node_sessions: Global___NodeSessions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["node_sessions", b"node_sessions", "participant_active", b"participant_active", "participant_left", b"participant_left", "participant_updated", b"participant_updated", "report", b"report", "track_published", b"track_published", "track_unpublished", b"track_unpublished", "track_updated", b"track_updated"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_sessions", b"node_sessions", "participant_active", b"participant_active", "participant_left", b"participant_left", "participant_updated", b"participant_updated", "report", b"report", "reporter_id", b"reporter_id", "seq", b"seq", "track_published", b"track_published", "track_unpublished", b"track_unpublished", "track_updated", b"track_updated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_report: _TypeAlias = _typing.Literal["participant_active", "participant_left", "participant_updated", "track_published", "track_unpublished", "track_updated", "node_sessions"]  # noqa: Y015
+    _WhichOneofArgType_report: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_report) -> _WhichOneofReturnType_report | None: ...
+
+Global___SfuReport: _TypeAlias = SfuReport  # noqa: Y015
+
+@_typing.final
+class NodeSessions(_message.Message):
+    """The sessions one SFU node really holds (method ReconcileNode, and answer to
+    parley.sfu.<node>.sessions). room-state removes that node's participants no session backs
+    (participant_left, STATE_MISMATCH) once they joined more than room_state.reconcile_grace
+    before taken_at_ms.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    TAKEN_AT_MS_FIELD_NUMBER: _builtins.int
+    ROOMS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    taken_at_ms: _builtins.int
+    @_builtins.property
+    def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomSessions]: ...
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        taken_at_ms: _builtins.int = ...,
+        rooms: _abc.Iterable[Global___RoomSessions] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "rooms", b"rooms", "taken_at_ms", b"taken_at_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeSessions: _TypeAlias = NodeSessions  # noqa: Y015
+
+@_typing.final
+class RoomSessions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_NAME_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_SIDS_FIELD_NUMBER: _builtins.int
+    room_name: _builtins.str
+    @_builtins.property
+    def participant_sids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        room_name: _builtins.str = ...,
+        participant_sids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant_sids", b"participant_sids", "room_name", b"room_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomSessions: _TypeAlias = RoomSessions  # noqa: Y015
+
+@_typing.final
+class ReconcileResult(_message.Message):
+    """room-state -> sfu: what reconciling did. removed: participants dropped for want of a session;
+    unknown: sessions the node holds that room-state has no participant for.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOVED_FIELD_NUMBER: _builtins.int
+    UNKNOWN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def removed(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomSessions]: ...
+    @_builtins.property
+    def unknown(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomSessions]: ...
+    def __init__(
+        self,
+        *,
+        removed: _abc.Iterable[Global___RoomSessions] | None = ...,
+        unknown: _abc.Iterable[Global___RoomSessions] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["removed", b"removed", "unknown", b"unknown"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileResult: _TypeAlias = ReconcileResult  # noqa: Y015
+
+@_typing.final
 class Ack(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
