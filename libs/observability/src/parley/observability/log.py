@@ -1,7 +1,8 @@
 """structlog setup: JSON in production, console in development.
 
 Every record carries ``service`` and ``node``; ``bind_context`` adds ``room``,
-``participant`` and friends for the current task through contextvars.
+``participant`` and friends for the current task through contextvars. Tokens and Authorization
+values are redacted from every record (``redact``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
+
+from parley.observability.redact import redact_secrets
 
 _configured = False
 
@@ -41,6 +44,7 @@ def configure_logging(service: str, node_id: str, *, level: str = "info", json_o
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            redact_secrets,
             renderer,
         ],
     )

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 Reason = rtc.RequestResponse.Reason
 
+MAX_NAME_BYTES = 256
+"""LiveKit ``limit.max_participant_name_length``."""
+
 
 def apply_fields(p: Participant, *, name: str, metadata: str, attributes: Mapping[str, str]) -> bool:
     """Non-empty name/metadata replace; attributes merge, an empty value deletes the key."""
@@ -36,10 +39,19 @@ def apply_fields(p: Participant, *, name: str, metadata: str, attributes: Mappin
     return changed
 
 
-def _too_big(room: Room, request: rtc.UpdateParticipantMetadata) -> bool:
+def limit_breach(room: Room, request: rtc.UpdateParticipantMetadata) -> str | None:
+    """LiveKit's message for the first limit the update breaks (CheckMetadataLimits), or None."""
     limits = room.host.config.sfu
-    attrs = sum(len(k) + len(v) for k, v in request.attributes.items())
-    return len(request.metadata.encode()) > limits.max_metadata_bytes or attrs > limits.max_attributes_bytes
+    if len(request.name.encode()) > MAX_NAME_BYTES:
+        return "exceeds name length limit"
+    if len(request.metadata.encode()) > limits.max_metadata_bytes:
+        return "exceeds metadata size limit"
+    if (
+        sum(len(k.encode()) + len(v.encode()) for k, v in request.attributes.items())
+        > limits.max_attributes_bytes
+    ):
+        return "exceeds attributes size limit"
+    return None
 
 
 def publish_change(room: Room, p: Participant) -> None:
@@ -50,10 +62,12 @@ def publish_change(room: Room, p: Participant) -> None:
 
 def update_own(room: Room, p: Participant, request: rtc.UpdateParticipantMetadata) -> None:
     """Always answered with request_response; the update goes to everyone, the sender included."""
+    message = ""
+    breach = limit_breach(room, request)
     if not p.permission.can_update_metadata:
-        reason = Reason.NOT_ALLOWED
-    elif _too_big(room, request):
-        reason = Reason.LIMIT_EXCEEDED
+        reason, message = Reason.NOT_ALLOWED, "does not have permission to update own metadata"
+    elif breach is not None:
+        reason, message = Reason.LIMIT_EXCEEDED, breach
     else:
         reason = Reason.OK
         if apply_fields(p, name=request.name, metadata=request.metadata, attributes=request.attributes):
@@ -63,6 +77,7 @@ def update_own(room: Room, p: Participant, request: rtc.UpdateParticipantMetadat
             request_response=rtc.RequestResponse(
                 request_id=request.request_id,
                 reason=reason,  # type: ignore[arg-type]
+                message=message,
                 update_metadata=request,
             )
         )

@@ -82,13 +82,16 @@ async def answer_publisher_offer(pc: RTCPeerConnection, offer: rtc.SessionDescri
 
 
 def parse_candidate(candidate_init: str) -> RTCIceCandidate | None:
-    """JS ``{candidate, sdpMid, sdpMLineIndex, usernameFragment}`` or Rust ``{sdpMid, ...}``."""
+    """JS ``{candidate, sdpMid, sdpMLineIndex, usernameFragment}`` or Rust ``{sdpMid, ...}``.
+
+    None for an empty candidate (end of candidates); ValueError when it cannot be parsed.
+    """
     try:
         init = json.loads(candidate_init)
-    except ValueError:
-        return None
+    except ValueError as exc:
+        raise ValueError(f"could not decode trickle: {exc}") from exc
     if not isinstance(init, dict):
-        return None
+        raise ValueError("could not decode trickle: not a JSON object")
     text = str(init.get("candidate") or "")
     if not text:
         return None
@@ -96,8 +99,8 @@ def parse_candidate(candidate_init: str) -> RTCIceCandidate | None:
         text = text[len("candidate:") :]
     try:
         candidate = candidate_from_sdp(text)
-    except (ValueError, IndexError):
-        return None
+    except (ValueError, IndexError, KeyError, AssertionError) as exc:  # aiortc asserts 8+ fields
+        raise ValueError(f"invalid ICE candidate: {type(exc).__name__}: {exc}") from exc
     candidate.sdpMid = init.get("sdpMid")
     index = init.get("sdpMLineIndex")
     candidate.sdpMLineIndex = index if isinstance(index, int) else None
@@ -105,6 +108,7 @@ def parse_candidate(candidate_init: str) -> RTCIceCandidate | None:
 
 
 async def add_trickle(p: Participant, trickle: rtc.TrickleRequest) -> None:
+    """Add (or buffer) a client candidate; raises ValueError for one that cannot be parsed."""
     candidate = parse_candidate(trickle.candidateInit)
     if candidate is None:
         return

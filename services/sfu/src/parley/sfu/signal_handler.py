@@ -41,7 +41,7 @@ async def handle(room: Room, p: Participant, request: rtc.SignalRequest) -> None
         except NegotiationError as exc:
             await _negotiation_failed(room, p, exc)
     elif kind == "trickle":
-        await negotiation.add_trickle(p, request.trickle)
+        await _trickle(room, p, request.trickle)
     elif kind == "add_track":
         publish.add_track(p, request.add_track)
     elif kind == "mute":
@@ -68,6 +68,19 @@ async def handle(room: Room, p: Participant, request: rtc.SignalRequest) -> None
         return
     else:
         log.info("unsupported request ignored", kind=kind, participant=p.sid)
+
+
+async def _trickle(room: Room, p: Participant, trickle: rtc.TrickleRequest) -> None:
+    """A candidate that cannot be parsed gets request_response UNCLASSIFIED_ERROR (as LiveKit's
+    HandleICETrickle); the session carries on."""
+    try:
+        await negotiation.add_trickle(p, trickle)
+    except ValueError as exc:
+        log.info("bad trickle refused", room=room.name, participant=p.sid, error=str(exc))
+        response = rtc.RequestResponse(
+            reason=rtc.RequestResponse.Reason.UNCLASSIFIED_ERROR, message=str(exc), trickle=trickle
+        )
+        p.send(rtc.SignalResponse(request_response=response))
 
 
 async def _publisher_offer(room: Room, p: Participant, offer: rtc.SessionDescription) -> None:

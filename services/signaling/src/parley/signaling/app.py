@@ -11,7 +11,7 @@ from aiohttp import web
 from parley.auth import TokenVerifier
 from parley.observability import get_logger
 from parley.runtime import ServiceContext
-from parley.signaling import agent_ws, api, meet, rtc
+from parley.signaling import agent_ws, api, http_errors, meet, rtc
 from parley.signaling.config import SignalingConfig
 from parley.signaling.cors import cors_middleware
 from parley.signaling.edge import Edge
@@ -29,6 +29,7 @@ class SignalingService:
         self.port = 0
 
     async def start(self) -> None:
+        http_errors.install()
         await rtc.setup(self.app, self.edge)
         await api.setup(self.app, self.edge)
         await agent_ws.setup(self.app, self.edge)

@@ -1,4 +1,8 @@
-"""Twirp over the edge's aiohttp app: ``POST /twirp/<service>/<method>``."""
+"""Twirp over the edge's aiohttp app: ``POST /twirp/<service>/<method>``.
+
+A body over ``signaling.max_request_bytes`` (aiohttp's ``client_max_size``) answers HTTP 413 with
+Twirp code ``malformed`` ("request too large"), announced or not by Content-Length.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ log = get_logger("parley.signaling.api.twirp")
 ROUTE = "/twirp/{service}/{method}"
 
 
-def error_response(error: ApiError) -> web.Response:
+def error_response(error: ApiError, status: int | None = None) -> web.Response:
+    """The Twirp JSON error; ``status`` overrides the code's HTTP status (413 for a large body)."""
     body = json.dumps({"code": error.code, "msg": error.message, "meta": {}})
-    response = web.Response(status=error.status, body=body.encode())
+    response = web.Response(status=status or error.status, body=body.encode())
     response.headers["Content-Type"] = "application/json"
     return response
 
@@ -42,10 +47,15 @@ class TwirpHandler:
             return error_response(
                 ApiError("bad_route", f"unexpected Content-Type: {request.headers.get('Content-Type', '')!r}")
             )
+        limit = request.client_max_size
+        if request.content_length is not None and request.content_length > limit:
+            return _too_large(request.content_length, limit)
         try:
             claims = self._verifier.verify(bearer_token(request.headers.get("Authorization")))
             message = codec.decode(await request.read(), encoding, method.request_type)
             response = await method.handler(message, claims)
+        except web.HTTPRequestEntityTooLarge:
+            return _too_large(None, limit)
         except Exception as exc:
             error = to_api_error(exc)
             if error.status >= 500:
@@ -54,3 +64,9 @@ class TwirpHandler:
         out = web.Response(status=200, body=codec.encode(response, encoding))
         out.headers["Content-Type"] = encoding
         return out
+
+
+def _too_large(size: int | None, limit: int) -> web.Response:
+    got = f" ({size} bytes)" if size is not None else ""
+    message = f"request too large{got}: the limit is {limit} bytes"
+    return error_response(ApiError("malformed", message), status=413)

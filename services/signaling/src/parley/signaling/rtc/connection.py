@@ -1,13 +1,16 @@
 """One client WebSocket after the upgrade: reads client frames, relays them, writes server frames.
 
 Keepalives (``ping``/``ping_req``) are answered here; everything else goes to the SFU node as a
-ClientSignal. A frame that is not a SignalRequest closes the socket with 1007 and a reason.
+ClientSignal. A frame that is not a SignalRequest closes the socket with 1007 and a reason; requests
+over LiveKit's limits, and bursts of empty frames, are handled as ``limits`` describes. A write to a
+socket that is already closing ends the writer quietly (the reader sees the close and ends the
+connection).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -19,6 +22,7 @@ from parley.auth import Claims
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.signal.v1 import relay_pb2
 from parley.protocol.ids import now_ms
+from parley.signaling.rtc import limits
 from parley.signaling.rtc.relay import Outbox, Relay
 from parley.signaling.rtc.tokens import REFRESH_INTERVAL_SECONDS, refreshed_token
 
@@ -67,6 +71,7 @@ class ClientConnection:
     claims: Claims
     secret: str
     text_mode: bool = False
+    empty_frames: limits.EmptyFrameGuard = field(default_factory=limits.EmptyFrameGuard)
 
     @property
     def connection_id(self) -> str:
@@ -114,21 +119,47 @@ class ClientConnection:
                 await self.ws.close(code=CLOSE_INVALID_PAYLOAD, message=str(exc)[:120].encode())
                 return str(exc)
             if request.WhichOneof("message") is None:
-                log.info("empty client frame ignored", room=self.room_name)
-                continue
+                if self.empty_frames.allow():
+                    log.debug(
+                        "empty client frame ignored", room=self.room_name, participant=self.participant_sid
+                    )
+                    continue
+                return await self._close_for("too many empty frames", limits.CLOSE_POLICY_VIOLATION)
             reply = keepalive_reply(request)
             if reply is not None:
                 self.push(reply)
                 continue
+            refusal = limits.refusal(request)
+            if refusal is not None:
+                log.info(
+                    "request over the limits refused",
+                    kind=request.WhichOneof("message"),
+                    why=refusal.message,
+                    room=self.room_name,
+                    participant=self.participant_sid,
+                )
+                self.push(rtc.SignalResponse(request_response=refusal))
+                continue
+            if limits.too_large(data):
+                kind = request.WhichOneof("message")
+                return await self._close_for(f"{kind} request too large", limits.CLOSE_TOO_BIG)
             await self._to_sfu(relay_pb2.ClientSignal(request=data))
         return f"closed ({self.ws.close_code})"
+
+    async def _close_for(self, reason: str, code: int) -> str:
+        log.warning(
+            "closing client connection", why=reason, room=self.room_name, participant=self.participant_sid
+        )
+        await self.ws.close(code=code, message=reason.encode())
+        return reason
 
     async def _write(self, tasks: TaskSet) -> None:
         first = True
         while True:
             signal = await self.outbox.queue.get()
             if signal.response:
-                await self._send(signal.response)
+                if not await self._send(signal.response):
+                    return
                 if first:
                     first = False
                     tasks.spawn(self._refresh(), name="rtc.refresh")
@@ -136,15 +167,21 @@ class ClientConnection:
                 await self.ws.close()
                 return
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, data: bytes) -> bool:
+        """Write one frame; False when the socket is closed or closing (the writer's normal end)."""
         if self.ws.closed:
-            return
-        if self.text_mode:
-            response = rtc.SignalResponse()
-            response.ParseFromString(data)
-            await self.ws.send_str(json_format.MessageToJson(response))
-        else:
-            await self.ws.send_bytes(data)
+            return False
+        try:
+            if self.text_mode:
+                response = rtc.SignalResponse()
+                response.ParseFromString(data)
+                await self.ws.send_str(json_format.MessageToJson(response))
+            else:
+                await self.ws.send_bytes(data)
+        except ConnectionResetError as exc:  # aiohttp.ClientConnectionResetError: closing transport
+            log.debug("client socket closing; writer ends", error=str(exc), room=self.room_name)
+            return False
+        return True
 
     async def _refresh(self) -> None:
         while True:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -87,10 +89,29 @@ def parse_v0_query(query: Mapping[str, str]) -> ConnectParams:
     )
 
 
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+"""The base64url alphabet (RFC 4648 §5), padding optional (JS pads, others may not)."""
+
+
+def decode_base64url(value: str) -> bytes:
+    """Strict base64url: any character outside the alphabet, or a bad length, raises BadRequest.
+
+    ``base64.urlsafe_b64decode`` silently drops such characters, so garbage would decode to an
+    empty (and valid) WrappedJoinRequest and the client would join with default settings.
+    """
+    if not _BASE64URL.fullmatch(value):
+        raise BadRequest("invalid join_request: not base64url")
+    unpadded = value.rstrip("=")
+    try:
+        return base64.b64decode(unpadded + "=" * (-len(unpadded) % 4), altchars=b"-_", validate=True)
+    except binascii.Error as exc:
+        raise BadRequest(f"invalid join_request: {exc}") from exc
+
+
 def decode_join_request(value: str) -> rtc.JoinRequest:
     """``/rtc/v1?join_request=`` base64url(WrappedJoinRequest{NONE|GZIP, JoinRequest})."""
+    raw = decode_base64url(value)
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         wrapped = rtc.WrappedJoinRequest()
         wrapped.ParseFromString(raw)
         payload = wrapped.join_request
