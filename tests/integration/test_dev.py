@@ -1,18 +1,24 @@
-"""``parley dev`` as a user runs it: the edge answers within 15 s, Ctrl-C leaves no process behind."""
+"""``parley dev`` as a user runs it: the edge answers within 15 s, "running" means ready (the API
+and joins work at once), a crashed service is restarted, Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from livekit import api as lkapi
+from livekit import rtc
 
 from parley.runtime.processes import free_port
 from parley.testing import poll_until
@@ -90,18 +96,60 @@ def answers_200(url: str) -> bool:
         return False
 
 
+def answers(url: str) -> bool:
+    """Any HTTP answer (the edge says 503 "starting" until every service answers)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def service_pid(marker: str, module: str) -> int:
+    """The pid of ``python -m <module>`` among the processes of the command under test."""
+    for pid in processes_with_marker(marker):
+        with contextlib.suppress(OSError):
+            if f"-m\0{module}\0".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    raise AssertionError(f"no {module} process")
+
+
+def join_token(room: str, identity: str) -> str:
+    grants = lkapi.VideoGrants(room_join=True, room=room)
+    return lkapi.AccessToken("devkey", "secret").with_identity(identity).with_grants(grants).to_jwt()
+
+
+async def create_and_join(port: int, room: str) -> None:
+    """CreateRoom with livekit-api, then a join with the Python SDK; any 503 fails."""
+    client = lkapi.LiveKitAPI(f"http://127.0.0.1:{port}", "devkey", "secret")
+    try:
+        created = await client.room.create_room(lkapi.CreateRoomRequest(name=room))
+        assert created.name == room
+    finally:
+        await client.aclose()
+    participant = rtc.Room()
+    try:
+        await asyncio.wait_for(participant.connect(f"ws://127.0.0.1:{port}", join_token(room, "alice")), 30)
+        assert participant.name == room
+    finally:
+        await participant.disconnect()
+
+
 async def test_dev_answers_and_ctrl_c_leaves_nothing(tmp_path: Path, marker: str) -> None:
     started = time.monotonic()
     proc, port, out = start_dev(tmp_path, marker)
     await poll_until(
-        lambda: proc.poll() is None and answers_200(f"http://127.0.0.1:{port}/"),
+        lambda: proc.poll() is None and answers(f"http://127.0.0.1:{port}/"),
         timeout=15,
         interval=0.1,
         message=f"GET / on the edge (output: {out.read_text() if out.exists() else ''})",
     )
     assert time.monotonic() - started < 15
-    # the rest of the stack follows the edge; the banner says everything is healthy
+    # the rest of the stack follows the edge; the banner says everything is ready
     await poll_until(lambda: "Ctrl-C to stop" in out.read_text(), timeout=120, message="the banner")
+    assert answers_200(f"http://127.0.0.1:{port}/") and answers_200(f"http://127.0.0.1:{port}/readyz")
     banner = out.read_text()
     assert f"http://127.0.0.1:{port}" in banner and f"ws://127.0.0.1:{port}" in banner
     assert "devkey" in banner and "secret" in banner
@@ -114,6 +162,48 @@ async def test_dev_answers_and_ctrl_c_leaves_nothing(tmp_path: Path, marker: str
     assert proc.wait(timeout=60) == 0, out.read_text()
     await poll_until(lambda: not processes_with_marker(marker), timeout=10, message="no process left")
     assert "stopped" in out.read_text()
+
+
+async def test_running_means_the_api_and_joins_work_at_once(tmp_path: Path, marker: str) -> None:
+    proc, port, out = start_dev(tmp_path, marker)
+    try:
+        await poll_until(
+            lambda: proc.poll() is None and "Parley is running" in out.read_text(),
+            timeout=120,
+            interval=0.02,
+            message=f"Parley is running (output: {out.read_text() if out.exists() else ''})",
+        )
+        await create_and_join(port, "first-room")  # no 503 no responder on parley.roomstate...
+        output = out.read_text()
+        assert output.index("edge answering") < output.index("Parley is running"), output
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, out.read_text()
+
+
+async def test_a_crashed_service_is_restarted_and_requests_wait_for_it(tmp_path: Path, marker: str) -> None:
+    # the edge waits up to responder_wait for room-state to come back (backoff + a cold start)
+    proc, port, out = start_dev(tmp_path, marker, "--set", "signaling.responder_wait=60")
+    try:
+        await poll_until(lambda: "Parley is running" in out.read_text(), timeout=120, message="running")
+        old = service_pid(marker, "parley.room_state")
+        os.kill(old, signal.SIGKILL)
+        await create_and_join(port, "while-restarting")  # delayed, not refused
+        await poll_until(
+            lambda: "room-state restarted" in out.read_text(),
+            timeout=60,
+            message=f"the restart is reported (output: {out.read_text()})",
+        )
+        output = out.read_text()
+        assert "room-state exited with code -9; restarting it in" in output, output
+        assert service_pid(marker, "parley.room_state") != old
+        assert "parley dev: room-state exited" in (tmp_path / "dev" / "logs" / "room-state.log").read_text()
+        assert proc.poll() is None, "the rest of the stack kept running"
+        await create_and_join(port, "after-restart")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, out.read_text()
+    await poll_until(lambda: not processes_with_marker(marker), timeout=10, message="no process left")
 
 
 async def test_service_dying_at_start_fails_with_its_log(tmp_path: Path, marker: str) -> None:

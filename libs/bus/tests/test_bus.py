@@ -98,3 +98,28 @@ async def test_survives_server_restart(nats_server: NatsServer) -> None:
         )
     finally:
         await bus.aclose()
+
+
+async def test_request_waits_for_a_shared_responder_to_appear(bus: Bus) -> None:
+    """A restarting room-state delays a request up to ``responder_wait``; one node's subject does not."""
+
+    async def handler(req: models.Room) -> models.Room:
+        return models.Room(name=req.name.upper())
+
+    subject = subjects.room_state_rpc("WaitTest")
+    sent = bus.client.stats["out_msgs"]
+    call = asyncio.ensure_future(bus.request(subject, models.Room(name="x"), models.Room, responder_wait=30))
+    # two attempts found nobody, and the call still waits
+    await poll_until(lambda: bus.client.stats["out_msgs"] >= sent + 2, timeout=10, message="a second attempt")
+    assert not call.done()
+    await bus.serve(subject, models.Room, handler, queue="room-state")
+    assert (await asyncio.wait_for(call, 10)).name == "X"
+
+    with pytest.raises(NoResponders):  # the default: at once
+        await bus.request(subjects.room_state_rpc("Nobody"), models.Room(), models.Room)
+    bus.responder_wait = 30  # a node that is gone does not come back: no waiting there
+    with pytest.raises(NoResponders):
+        await asyncio.wait_for(bus.request(subjects.sfu_command("NODE_gone"), models.Room(), models.Room), 5)
+    bus.responder_wait = 0.2
+    with pytest.raises(NoResponders):
+        await bus.request(subjects.room_state_rpc("Nobody"), models.Room(), models.Room)

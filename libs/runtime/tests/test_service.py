@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf.empty_pb2 import Empty
 
+from parley.bus import connect, subjects
 from parley.runtime.processes import ManagedProcess, NatsServer, free_port, service_process
 from parley.testing import poll_until
 
@@ -45,7 +47,12 @@ async def test_health_metrics_and_drain_on_sigterm(nats_server: NatsServer, tmp_
     try:
         base = f"http://127.0.0.1:{health_port}"
         await poll_until(lambda: get(f"{base}/healthz")[0] == 200, timeout=60, message="/healthz")
-        assert get(f"{base}/readyz")[0] == 200
+        assert get(f"{base}/readyz")[0] == 503  # alive, but no room-state, SFU... answers it
+        bus = await connect(nats_server.url, "runtime-test")
+        try:  # every service answers its ping once started
+            await bus.request(subjects.service_ping("signaling"), Empty(), Empty, timeout=5)
+        finally:
+            await bus.aclose()
         status, metrics = get(f"{base}/metrics")
         assert status == 200
         assert "# TYPE" in metrics or metrics == ""  # Prometheus text exposition

@@ -26,6 +26,7 @@ from nats.js.api import (
 )
 from nats.js.kv import KeyValue
 
+from parley.bus import subjects
 from parley.bus.errors import BusError, ErrorCode, NoResponders, RpcError, RpcTimeout
 from parley.observability.tasks import TaskSet
 
@@ -34,6 +35,10 @@ _log = logging.getLogger("parley.bus")
 ERROR_CODE_HEADER = "Parley-Error-Code"
 ERROR_MESSAGE_HEADER = "Parley-Error-Message"
 MSG_ID_HEADER = "Nats-Msg-Id"
+
+RESPONDER_RETRY_MIN = 0.05
+RESPONDER_RETRY_MAX = 0.5
+"""Pauses (doubling) between attempts while waiting for a responder to appear."""
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -113,6 +118,9 @@ class Bus:
         self._js: JetStreamContext = nc.jetstream()
         self._name = name
         self._tasks = TaskSet(f"bus.{name}")
+        self.responder_wait = 0.0
+        """Seconds ``request`` keeps retrying a ``subjects.shared_responder`` subject that nobody
+        serves (a service restarting) before raising NoResponders; 0 = raise at once."""
 
     @property
     def connected(self) -> bool:
@@ -139,15 +147,35 @@ class Bus:
         return Subscription(await self._nc.subscribe(subject, queue=queue, cb=callback))
 
     async def request(
-        self, subject: str, request: Payload, response_type: type[Resp], *, timeout: float = 5.0
+        self,
+        subject: str,
+        request: Payload,
+        response_type: type[Resp],
+        *,
+        timeout: float = 5.0,
+        responder_wait: float | None = None,
     ) -> Resp:
-        """Call a responder; raise RpcError with its code, RpcTimeout or NoResponders."""
-        try:
-            msg = await self._nc.request(subject, _encode(request), timeout=timeout)
-        except nats.errors.NoRespondersError as exc:
-            raise NoResponders(f"no responder on {subject}") from exc
-        except nats.errors.TimeoutError as exc:
-            raise RpcTimeout(f"no answer on {subject} within {timeout}s") from exc
+        """Call a responder; raise RpcError with its code, RpcTimeout or NoResponders.
+
+        ``responder_wait`` (default: the bus's) bounds how long a shared subject without a
+        responder is retried; the answer itself then has ``timeout``.
+        """
+        wait = self.responder_wait if responder_wait is None else responder_wait
+        data = _encode(request)
+        deadline = asyncio.get_running_loop().time() + (wait if subjects.shared_responder(subject) else 0.0)
+        pause = RESPONDER_RETRY_MIN
+        while True:
+            try:
+                msg = await self._nc.request(subject, data, timeout=timeout)
+                break
+            except nats.errors.NoRespondersError as exc:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise NoResponders(f"no responder on {subject}") from exc
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, RESPONDER_RETRY_MAX)
+            except nats.errors.TimeoutError as exc:
+                raise RpcTimeout(f"no answer on {subject} within {timeout}s") from exc
         headers = msg.headers or {}
         if code := headers.get(ERROR_CODE_HEADER):
             raise RpcError(code, headers.get(ERROR_MESSAGE_HEADER, ""))

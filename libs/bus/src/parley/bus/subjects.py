@@ -81,6 +81,23 @@ def edge_control(edge_id: str) -> str:
     return f"{PREFIX}.edge.{edge_id}.control"
 
 
+def service_ping(service: str) -> str:
+    """Every service answers ``google.protobuf.Empty`` here (queue group = the service name) once
+    started and while not draining: how the edge learns that room-state, dispatch... are up."""
+    return f"{PREFIX}.ping.{service}"
+
+
+def shared_responder(subject: str) -> bool:
+    """Whether interchangeable instances serve ``subject`` in a queue group, so that a responder
+    missing now (one restarting) may appear: room-state, turn-alloc, dispatch (not one instance's
+    subjects), pings. Subjects of one node, edge or dispatch instance die with it."""
+    if subject.startswith(f"{PREFIX}.dispatch.instance."):
+        return False
+    return subject.startswith(
+        (f"{PREFIX}.roomstate.", f"{PREFIX}.turn.", f"{PREFIX}.dispatch.", f"{PREFIX}.ping.")
+    )
+
+
 def turn_rpc(method: str) -> str:
     """turn-alloc methods (IceServers)."""
     return f"{PREFIX}.turn.{method}"

@@ -1,7 +1,9 @@
 """The processes of ``parley dev``: nats-server, Valkey and one process per service.
 
 Started in that order, stopped in reverse (services first, then Valkey, then NATS), so that
-no process outlives the command.
+no process outlives the command. The stack counts as started when the edge says it is ready
+(its /readyz: every service it calls answers). A service that exits afterwards is started
+again after a backoff (``supervise``); one that keeps crashing stops the command.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +29,15 @@ from parley.runtime.processes import ManagedProcess, NatsServer, ValkeyServer, f
 
 START_TIMEOUT = 90.0
 """Seconds a service may take to answer /healthz (first start compiles bytecode on 2 busy cores)."""
+READY_TIMEOUT = 60.0
+"""Seconds the edge may take to see every service answer once they all answer /healthz."""
+RESTART_BACKOFF_MIN = 0.5
+RESTART_BACKOFF_MAX = 30.0
+"""Seconds before restarting a crashed service: doubling per crash in a row, capped."""
+RESTART_STABLE_AFTER = 60.0
+"""A service that ran this long before crashing starts a new series of restarts."""
+MAX_CRASHES_IN_A_ROW = 5
+"""More quick crashes than this in a row and ``parley dev`` gives up (stops everything)."""
 LOG_TAIL_CHARS = 4000
 EDGE = "signaling"
 DEFAULT_NATS_PORT = 4222
@@ -66,6 +78,13 @@ class RunningService:
     process: ManagedProcess
     health_port: int
     log_path: Path
+    started_at: float = field(default_factory=time.monotonic)
+    crashes: int = 0
+    """Crashes in a row, each within RESTART_STABLE_AFTER of its start."""
+    restart_at: float | None = None
+    """When a crashed service is due to start again (monotonic)."""
+    announced: bool = True
+    """Whether its (re)start was reported: a restarted service is once it answers /healthz."""
 
 
 @dataclass
@@ -125,20 +144,24 @@ class DevStack:
                 on_progress(
                     f"warning: turn.enabled is set but coturn is not installed: {INSTALL_HINT}; no TURN"
                 )
-        # The edge first: it answers GET / (and shows the URL works) while the rest is importing.
+        # The edge first: it answers (503 "starting" until ready) while the rest is importing.
         edge_first = sorted(self.services, key=lambda s: s != EDGE)
+        edge: RunningService | None = None
         if edge_first and edge_first[0] == EDGE:
             edge = self._launch(EDGE)
             on_progress(f"starting {EDGE}")
             self._wait_http(f"http://127.0.0.1:{edge.health_port}/healthz", edge)
-            self._wait_http(f"http://127.0.0.1:{self.plan.config.port}/", edge)
-            on_progress(f"edge answering on http://127.0.0.1:{self.plan.config.port}")
+            self._wait_http(f"http://127.0.0.1:{self.plan.config.port}/", edge, any_status=True)
+            on_progress(f"edge answering on http://127.0.0.1:{self.plan.config.port} (not ready yet)")
             edge_first = edge_first[1:]
         launched = [self._launch(service) for service in edge_first]
         if launched:
             on_progress(f"starting {', '.join(edge_first)}")
         for running in launched:
             self._wait_http(f"http://127.0.0.1:{running.health_port}/healthz", running)
+        if edge is not None:
+            on_progress("waiting for the edge to see every service answer")
+            self._wait_http(f"http://127.0.0.1:{self.plan.config.port}/readyz", edge, timeout=READY_TIMEOUT)
 
     def _start_infra(self, name: str, start: Callable[[], None], log_path: Path) -> None:
         try:
@@ -147,6 +170,11 @@ class DevStack:
             raise DevStackError(f"{name} did not start: {exc}\n{_tail(log_path)}") from exc
 
     def _launch(self, service: str) -> RunningService:
+        running = self._spawn(service)
+        self.running.append(running)
+        return running
+
+    def _spawn(self, service: str) -> RunningService:
         health_port = free_port()
         body, overrides = self.plan.for_service(service)
         process = service_process(
@@ -158,11 +186,13 @@ class DevStack:
         assert process.log_path is not None
         running = RunningService(service, process, health_port, process.log_path)
         process.start()
-        self.running.append(running)
         return running
 
-    def _wait_http(self, url: str, service: RunningService) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+    def _wait_http(
+        self, url: str, service: RunningService, *, any_status: bool = False, timeout: float = START_TIMEOUT
+    ) -> None:
+        """Until ``url`` answers 200 (any HTTP answer with ``any_status``)."""
+        deadline = time.monotonic() + timeout
         while True:
             if self.stopping.is_set():
                 raise Interrupted
@@ -171,18 +201,50 @@ class DevStack:
                 raise DevStackError(
                     f"{service.name} exited with code {proc.returncode} while starting\n{_tail(service.log_path)}"
                 )
-            with contextlib.suppress(Exception), urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
+            if _answers(url, any_status=any_status):
+                return
             if time.monotonic() > deadline:
                 raise DevStackError(
-                    f"{service.name}: {url} did not answer within {START_TIMEOUT:.0f}s\n{_tail(service.log_path)}"
+                    f"{service.name}: {url} did not answer within {timeout:.0f}s\n{_tail(service.log_path)}"
                 )
             self.stopping.wait(0.1)
 
-    def dead(self) -> RunningService | None:
-        """A service that exited although nobody asked it to."""
-        return next((r for r in self.running if not r.process.running), None)
+    def supervise(self, on_progress: Callable[[str], None] = lambda _: None) -> None:
+        """One round of supervision (call it often): restart what exited although nobody asked it
+        to, after a backoff; raise DevStackError once a service crashed too often in a row."""
+        now = time.monotonic()
+        for index, running in enumerate(self.running):
+            if running.restart_at is None and running.process.running:
+                if not running.announced and _answers(f"http://127.0.0.1:{running.health_port}/healthz"):
+                    running.announced = True
+                    on_progress(f"{running.name} restarted (restart {running.crashes}) and answers again")
+                continue
+            if running.restart_at is None:
+                self._schedule_restart(running, now, on_progress)
+            elif now >= running.restart_at:
+                running.process.stop()  # already exited: closes its log
+                fresh = self._spawn(running.name)
+                fresh.crashes, fresh.announced = running.crashes, False
+                self.running[index] = fresh
+
+    def _schedule_restart(
+        self, running: RunningService, now: float, on_progress: Callable[[str], None]
+    ) -> None:
+        proc = running.process.proc
+        code = proc.returncode if proc is not None else None
+        quick = now - running.started_at < RESTART_STABLE_AFTER
+        running.crashes = running.crashes + 1 if quick else 1
+        if running.crashes > MAX_CRASHES_IN_A_ROW:
+            raise DevStackError(
+                f"{running.name} exited with code {code}, {running.crashes} times in a row; giving up\n"
+                f"{_tail(running.log_path)}"
+            )
+        delay = min(RESTART_BACKOFF_MIN * 2 ** (running.crashes - 1), RESTART_BACKOFF_MAX)
+        running.restart_at = now + delay
+        note = f"{running.name} exited with code {code}; restarting it in {delay:.1f}s"
+        on_progress(note)
+        with contextlib.suppress(OSError), running.log_path.open("a") as log:
+            log.write(f"--- parley dev: {note} ---\n")
 
     def tail(self, service: RunningService) -> str:
         return _tail(service.log_path)
@@ -203,6 +265,16 @@ class DevStack:
             self.valkey.stop()
         if self.nats is not None:
             self.nats.stop()
+
+
+def _answers(url: str, *, any_status: bool = False) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except urllib.error.HTTPError:
+        return any_status
+    except Exception:
+        return False
 
 
 def _tail(path: Path) -> str:

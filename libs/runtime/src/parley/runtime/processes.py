@@ -24,6 +24,8 @@ from typing import IO
 import yaml
 
 SERVICES = ("room-state", "sfu", "dispatch", "webhook", "turn-alloc", "signaling")
+READY_SERVICES = ("room-state", "sfu", "dispatch", "turn-alloc")
+"""What the edge may wait for before it says ready (``signaling.ready_requires``)."""
 
 
 class ProcessError(RuntimeError):

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from parley.bus import Bus, connect
+from google.protobuf.empty_pb2 import Empty
+
+from parley.bus import Bus, ErrorCode, RpcError, connect, subjects
 from parley.config import ConfigError, ParleyConfig, load_config
 from parley.observability import configure_logging, configure_metrics, configure_tracing, get_logger
 from parley.runtime.health import HealthServer
@@ -121,11 +123,22 @@ async def _main(name: str, config: C, build: Callable[[C, ServiceContext], Await
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     service = await build(config, ctx)
+    ready = getattr(service, "ready", None)  # optional: ready() -> bool, for /readyz (the edge's)
     health = HealthServer(
-        config.bind_addresses[0], config.health_port, lambda: bus.connected and service.healthy()
+        config.bind_addresses[0],
+        config.health_port,
+        lambda: bus.connected and service.healthy(),
+        ready if callable(ready) else None,
     )
+
+    async def ping(_: Empty) -> Empty:
+        if not service.healthy():
+            raise RpcError(ErrorCode.UNAVAILABLE, f"{name} is draining")
+        return Empty()
+
     try:
         await service.start()
+        await bus.serve(subjects.service_ping(name), Empty, ping, queue=name, concurrent=False)
         await health.start()
         log.info("service started", health_port=health.port)
         await stop.wait()

@@ -10,6 +10,7 @@ from typing import Any
 
 from parley.config import deep_merge
 from parley.runtime.processes import (
+    READY_SERVICES,
     SERVICES,
     ManagedProcess,
     NatsServer,
@@ -128,6 +129,10 @@ class Stack:
             inst_port = free_port()
             grpc_port = free_port()
             overrides += [f"port={inst_port}", f"signaling.grpc_port={grpc_port}"]
+            if "ready_requires" not in self.config.get("signaling", {}):
+                # ready when the services this stack runs answer (all of them: the default)
+                ready = [s for s in READY_SERVICES if s in self.services]
+                overrides.append(f"signaling.ready_requires=[{', '.join(ready)}]")
         process = service_process(
             service, self.base_config(), instance=str(index), overrides=overrides, log_dir=self.log_dir
         )

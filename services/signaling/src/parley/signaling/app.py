@@ -15,20 +15,27 @@ from parley.signaling import agent_ws, api, http_errors, meet, rtc
 from parley.signaling.config import SignalingConfig
 from parley.signaling.cors import cors_middleware
 from parley.signaling.edge import Edge
+from parley.signaling.readiness import Readiness, add_readyz, readiness_gate, required_services
 
 log = get_logger("parley.signaling")
 
 
 class SignalingService:
     def __init__(self, config: SignalingConfig, ctx: ServiceContext) -> None:
+        ctx.bus.responder_wait = config.signaling.responder_wait
         self.edge = Edge(config=config, bus=ctx.bus, verifier=TokenVerifier(config.keys), edge_id=ctx.node_id)
+        required = required_services(config.signaling.ready_requires, turn_enabled=config.turn.enabled)
+        self.readiness = Readiness(ctx.bus, required, self.edge.tasks)
         self.app = web.Application(
-            middlewares=[cors_middleware], client_max_size=config.signaling.max_request_bytes
+            middlewares=[cors_middleware, readiness_gate(self.readiness)],
+            client_max_size=config.signaling.max_request_bytes,
         )
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     async def start(self) -> None:
+        await self.readiness.start()
+        add_readyz(self.app)
         http_errors.install()
         await rtc.setup(self.app, self.edge)
         await api.setup(self.app, self.edge)
@@ -52,10 +59,15 @@ class SignalingService:
     async def aclose(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.readiness.aclose()
         await self.edge.tasks.aclose()
 
     def healthy(self) -> bool:
         return not self.edge.draining
+
+    def ready(self) -> bool:
+        """The health port's /readyz: what the edge's own GET / and /readyz say."""
+        return self.readiness.ready
 
 
 async def _ok(_: web.Request) -> web.Response:

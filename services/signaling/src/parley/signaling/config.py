@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from parley.config import ParleyConfig
 from parley.config.sections import Section
+
+ReadyService = Literal["room-state", "sfu", "dispatch", "turn-alloc"]
 
 
 class SignalingSection(Section):
@@ -17,6 +21,14 @@ class SignalingSection(Section):
     """Largest Twirp request body."""
     dev_token_endpoint: bool = True
     """Serve /dev/token for the meet page; honoured only in development mode."""
+    ready_requires: list[ReadyService] = Field(
+        default_factory=lambda: list[ReadyService](["room-state", "sfu", "dispatch", "turn-alloc"])
+    )
+    """Services that must answer before GET / and /readyz say ready (503 until then); the SFU
+    also needs a heartbeat room-state has seen. turn-alloc counts only when turn.enabled."""
+    responder_wait: float = Field(default=5.0, ge=0)
+    """Seconds an edge request to room-state or dispatch waits for an instance to answer (one
+    restarting) before the client gets 503 (then the request's own timeout); 0 = at once."""
 
 
 class SignalingConfig(ParleyConfig):
