@@ -293,6 +293,7 @@ async def test_a_join_while_the_sfu_is_dead_is_rolled_back(make_stack: Callable[
 
         # every JoinRoom the SDK's retries made is committed, then rolled back (or replaced)
         ghosts = await poll_until(settled, timeout=15, message="the late joins are rolled back")
+        assert ghosts is not None
         for sid in ghosts:
             aborted = await poll_until(_first_of(events, "participant_connection_aborted", sid), timeout=10)
             connected = events.first("participant_connected", sid)
