@@ -19,7 +19,7 @@ class SfuSection(Section):
     """Semver reported to clients (>= 1.8.0, or JS/Rust RPC breaks)."""
     ice_servers_timeout: float = Field(default=0.3, gt=0)
     """Seconds to wait for turn-alloc's IceServers before joining without TURN."""
-    max_metadata_bytes: int = Field(default=64 * 1024, ge=0)
+    max_metadata_bytes: int = Field(default=512 * 1024, ge=0)
     max_attributes_bytes: int = Field(default=64 * 1024, ge=0)
     join_timeout: float = Field(default=60.0, gt=0)
     """Seconds a joined participant may take to connect media (become ACTIVE) before it is removed
