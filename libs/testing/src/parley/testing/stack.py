@@ -109,6 +109,8 @@ class Stack:
             for service in self.services:
                 for index in range(self.instances.get(service, 1)):
                     self.start_instance(service, index)
+            for edge in self.all("signaling"):
+                self.wait_ready(edge)
         except Exception:
             self.stop()
             raise
@@ -151,6 +153,16 @@ class Stack:
             tail = log.read_text()[-4000:] if log.exists() else "(no log)"
             raise ProcessError(
                 f"{instance.name} did not become healthy: {exc}\n--- log tail ---\n{tail}"
+            ) from exc
+
+    def wait_ready(self, edge: ServiceInstance, timeout: float = 30.0) -> None:
+        """Ready means ready: the edge's /readyz (every service it calls answers), as ``parley dev``
+        waits for it before saying the stack runs."""
+        try:
+            wait_for_http(f"http://127.0.0.1:{edge.health_port}/readyz", timeout, edge.process.proc)
+        except ProcessError as exc:
+            raise ProcessError(
+                f"{edge.name} did not become ready: {exc}\n{self.log('signaling', edge.index)[-3000:]}"
             ) from exc
 
     def kill(self, service: str, index: int = 0) -> None:
