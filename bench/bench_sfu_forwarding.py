@@ -5,6 +5,15 @@ clients (N aiortc publishers sending Opus-sized RTP, M aiortc subscribers counti
 run in their own process and exchange SDP over a pipe. Speakers send synthetic RTP (no encoding),
 like LiveKit's ``lk load-test`` audio publishers. Every listener subscribes to every speaker. The
 packet rate per speaker is stepped up; each step reports SFU CPU, forwarded packets/s, and loss.
+
+aiortc never accepts transport-wide-cc as a receiver, so by default the listeners' answers leave it
+out and the SFU's per-subscriber congestion controller (``media/congestion/``) is not engaged. With
+``BENCH_SFU_TWCC=1`` the listeners play a browser: their answers are munged to accept transport-cc
+(as ``services/sfu/tests/media/test_subscriber_congestion.py`` does), they parse the transport-wide
+sequence numbers and send TWCC feedback every ``BENCH_SFU_TWCC_FEEDBACK_MS`` (default 100), so every
+forwarded packet is stamped and goes through the send history, and the feedback through the
+estimator. The SFU reports how many controllers and feedback packets it saw, so a run shows whether
+the path was exercised.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -26,6 +36,10 @@ RATES = [int(x) for x in os.environ.get("BENCH_SFU_RATES", "50,250,500,1000").sp
 WINDOW_S = float(os.environ.get("BENCH_SFU_WINDOW", "4"))
 PAYLOAD = 80
 """Bytes of (synthetic) Opus payload per packet."""
+TWCC = os.environ.get("BENCH_SFU_TWCC", "0") == "1"
+"""Listeners accept transport-wide-cc and send TWCC feedback (see the module docstring)."""
+FEEDBACK_S = float(os.environ.get("BENCH_SFU_TWCC_FEEDBACK_MS", "100")) / 1000
+URI_TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
 def _rss_mb() -> float:
@@ -89,6 +103,10 @@ async def _sfu(conn: Connection) -> None:
         elif op == "mark":
             mark = (time.monotonic(), _cpu(), STATS.packets_in, STATS.packets_out)
             conn.send("ok")
+        elif op == "describe":
+            import parley.sfu
+
+            conn.send({"sfu_path": str(Path(parley.sfu.__file__).parent), **_congestion_counters()})
         elif op == "measure":
             t0, c0, pin, pout = mark
             wall = time.monotonic() - t0
@@ -101,6 +119,7 @@ async def _sfu(conn: Connection) -> None:
                     "rss_mb": _rss_mb(),
                     "baseline_rss_mb": baseline_rss,
                     "errors": STATS.errors,
+                    **_congestion_counters(),
                 }
             )
         elif op == "stop":
@@ -110,7 +129,84 @@ async def _sfu(conn: Connection) -> None:
             return
 
 
+def _congestion_counters() -> dict[str, Any]:
+    """Subscriber congestion controllers alive and TWCC feedback they consumed (None: this tree has none)."""
+    try:
+        from parley.sfu.media.congestion import SubscriberCongestion
+    except ImportError:
+        return {"cc_transports": None, "cc_feedback": None, "cc_feedback_errors": None}
+    controllers: list[Any] = list(SubscriberCongestion._registry.values())
+    return {
+        "cc_transports": len(controllers),
+        "cc_feedback": sum(cc.feedback_received for cc in controllers),
+        "cc_feedback_errors": sum(cc.feedback_errors for cc in controllers),
+    }
+
+
 # -------------------------------------------------------------------------------------- client side
+
+
+def _accept_transport_cc(sdp: str, ext_id: int) -> str:
+    """What a browser's answer has on every m-line: the extension and transport-cc feedback per codec."""
+    sections = re.split(r"(?=^m=)", sdp, flags=re.M)
+    out = [sections[0]]
+    for section in sections[1:]:
+        pts = section.split("\r\n", 1)[0].split()[3:]
+        extra = f"a=extmap:{ext_id} {URI_TWCC}\r\n" + "".join(
+            f"a=rtcp-fb:{pt} transport-cc\r\n" for pt in pts
+        )
+        out.append(section + extra)
+    return "".join(out)
+
+
+def _twcc_id(sdp: str) -> int | None:
+    found = re.search(rf"a=extmap:(\d+) {re.escape(URI_TWCC)}", sdp)
+    return int(found.group(1)) if found else None
+
+
+class _FeedbackSender:
+    """A listener's transport-wide-cc receiver side: arrival times by transport sequence number, sent
+    back as one TWCC feedback packet per interval (what a browser does)."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.arrivals: dict[int, float] = {}
+        self.last: int | None = None
+        """Unwrapped highest sequence number seen."""
+        self.next_base: int | None = None
+        self.count = 0
+        self.sent = 0
+
+    def on_rtp(self, packet: Any, arrival_ms: int) -> None:
+        seq = packet.extensions.transport_sequence_number
+        if seq is None:
+            return
+        if self.last is None:
+            unwrapped = seq
+        else:
+            delta = (seq - self.last) & 0xFFFF
+            unwrapped = self.last + (delta if delta < 0x8000 else delta - 0x10000)
+        if self.last is None or unwrapped > self.last:
+            self.last = unwrapped
+        self.arrivals[unwrapped] = arrival_ms / 1000
+
+    def flush(self) -> None:
+        from parley.sfu.media import aiortc_internals as internals
+        from parley.sfu.media.congestion import build_feedback
+
+        if self.last is None or not self.arrivals:
+            return
+        base = min(self.arrivals) if self.next_base is None else max(self.next_base, min(self.arrivals))
+        end = min(self.last, base + 2000)
+        arrivals = [self.arrivals.pop(seq, None) for seq in range(base, end + 1)]
+        self.arrivals = {k: v for k, v in self.arrivals.items() if k > end}
+        self.next_base = end + 1
+        if not any(a is not None for a in arrivals):
+            return
+        packet = build_feedback(base_seq=base & 0xFFFF, arrivals=arrivals, fb_count=self.count & 0xFF)
+        self.count += 1
+        if internals.send_rtp_sync(self.transport, packet):
+            self.sent += 1
 
 
 def clients_main(sfu: Connection, out: Connection) -> None:
@@ -167,6 +263,7 @@ class _Publisher:
 
 async def _clients(sfu: Connection) -> dict[str, Any]:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 
     from parley.config import RtcConfig
     from parley.sfu.media import aiortc_internals as internals
@@ -188,21 +285,37 @@ async def _clients(sfu: Connection) -> dict[str, Any]:
         await pub.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     received = [0]
     subs = []
+    feedback: list[_FeedbackSender] = []
     for _ in range(LISTENERS):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         subs.append(pc)
         offer = await rpc("subscribe")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        twcc_id = _twcc_id(offer) if TWCC else None
+        if TWCC and twcc_id is None:
+            raise RuntimeError("BENCH_SFU_TWCC=1 but the SFU's offer has no transport-wide-cc (older tree?)")
+        fb = _FeedbackSender(pc.getTransceivers()[0].receiver.transport) if twcc_id is not None else None
+        if fb is not None:
+            feedback.append(fb)
         for t in pc.getTransceivers():
 
-            def on_rtp(packet: Any, arrival: int) -> None:
+            def on_rtp(packet: Any, arrival: int, fb: _FeedbackSender | None = fb) -> None:
                 received[0] += 1
+                if fb is not None:
+                    fb.on_rtp(packet, arrival)
 
             internals.hook_receiver(
                 t.receiver, on_rtp=on_rtp, on_rtcp=lambda p: None, on_parameters=lambda p: None
             )
         await pc.setLocalDescription(await pc.createAnswer())
-        sfu.send(pc.localDescription.sdp)
+        answer = pc.localDescription.sdp
+        if fb is not None and twcc_id is not None:
+            answer = _accept_transport_cc(answer, twcc_id)
+            # the "browser" parses what it accepted (aiortc's answer left the extension out)
+            fb.transport._rtp_header_extensions_map.configure(
+                RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=twcc_id, uri=URI_TWCC)])
+            )
+        sfu.send(answer)
         await loop.run_in_executor(None, sfu.recv)
     await poll_until(
         lambda: (
@@ -231,7 +344,14 @@ async def _clients(sfu: Connection) -> dict[str, Any]:
             for pub in pubs:
                 pub.send(n)
 
+    async def feedback_pump() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(FEEDBACK_S)
+            for fb in feedback:
+                fb.flush()
+
     pump_task = asyncio.create_task(pump())
+    feedback_task = asyncio.create_task(feedback_pump())
     await poll_until(lambda: received[0] > SPEAKERS * LISTENERS * 5, timeout=30, message="media flows")
     steps = []
     try:
@@ -261,10 +381,18 @@ async def _clients(sfu: Connection) -> dict[str, Any]:
     finally:
         stop.set()
         await pump_task
+        await feedback_task
+    described = await rpc("describe")
     await rpc("stop")
     for pc in subs + [p.pc for p in pubs]:
         await pc.close()
-    return {"steps": steps, "setup_s": setup_s, "loadavg": _loadavg()}
+    return {
+        "steps": steps,
+        "setup_s": setup_s,
+        "loadavg": _loadavg(),
+        "feedback_sent": sum(fb.sent for fb in feedback),
+        **described,
+    }
 
 
 # ------------------------------------------------------------------------------------- orchestration
@@ -301,18 +429,31 @@ async def run() -> str:
 
 def _report(result: dict[str, Any]) -> str:
     participants = SPEAKERS + LISTENERS
+    twcc = (
+        f"Listeners accept transport-wide-cc and send TWCC feedback every {FEEDBACK_S * 1000:.0f} ms "
+        f"(BENCH_SFU_TWCC=1): the SFU had {result['cc_transports']} subscriber congestion controllers and "
+        f"consumed {result['cc_feedback']:,} of the {result['feedback_sent']:,} feedback packets sent "
+        f"({result['cc_feedback_errors']} unparsable)."
+        if TWCC
+        else "Listeners are plain aiortc (no transport-wide-cc): subscriber congestion controllers on the SFU: "
+        f"{'none in this tree' if result['cc_transports'] is None else result['cc_transports']}."
+    )
     lines = [
-        f"## SFU forwarding (audio room, {SPEAKERS} speakers x {LISTENERS} listeners)",
+        f"## SFU forwarding (audio room, {SPEAKERS} speakers x {LISTENERS} listeners"
+        f"{', TWCC' if TWCC else ''})",
         "",
         f"SFU (parley.sfu.media on aiortc 1.16.0 + uvloop) in its own process; clients (aiortc, uvloop) in "
         f"another; {PAYLOAD} B synthetic Opus payloads; every listener subscribes to every speaker "
         f"({SPEAKERS * LISTENERS} down tracks). Setup of {participants} peer connections: "
         f"{result['setup_s']:.1f} s. Window {WINDOW_S:.0f} s per step. Machine load average at the end: "
-        f"{result['loadavg']} (2 cores shared with other jobs: a process gets only part of a core).",
+        f"{result['loadavg']} (2 cores shared with other jobs: a process gets only part of a core). "
+        f"SFU code imported from {result['sfu_path']}.",
+        "",
+        twcc,
         "",
         "| pkt/s per speaker | clients sent pkt/s | SFU in pkt/s | SFU out pkt/s | loss | SFU CPU (cores) | out pkt/s per SFU core "
-        "| SFU CPU per participant | clients CPU | SFU RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| SFU µs per out pkt | SFU CPU per participant | clients CPU | SFU RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     best = 0.0
     for s in result["steps"]:
@@ -321,7 +462,8 @@ def _report(result: dict[str, Any]) -> str:
             best = max(best, per_core)
         lines.append(
             f"| {s['rate']} | {s['sent_pps']:,.0f} | {s['in_pps']:,.0f} | {s['out_pps']:,.0f} | {s['loss'] * 100:.2f} % | "
-            f"{s['cpu']:.2f} | {per_core:,.0f} | {s['cpu'] / participants * 100:.2f} % | "
+            f"{s['cpu']:.2f} | {per_core:,.0f} | {1e6 / per_core if per_core else 0:.1f} | "
+            f"{s['cpu'] / participants * 100:.2f} % | "
             f"{s['client_cpu']:.2f} | {s['rss_mb']:.0f} |"
         )
     last = result["steps"][-1] if result["steps"] else None
