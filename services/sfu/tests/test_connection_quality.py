@@ -23,6 +23,7 @@ from parley.sfu.connection_quality import (
     mos_of,
     worst,
 )
+from parley.sfu.media.fakes import FakePublishedMedia, FakeSubscribedMedia
 from parley.sfu.media.interfaces import NO_LAYER, LinkReport
 from parley.sfu.participant import Participant, PublishedTrack
 from parley.sfu.room import Room, RoomHost
@@ -152,21 +153,34 @@ class FakeOutbox:
         pass
 
 
-class FakeLink:
-    """An up or down track's LinkStats (and the down track bits the monitor reads)."""
+class FakeUpLink(FakePublishedMedia):
+    """An up track whose next link report the test sets (``next``)."""
 
     def __init__(self, sid: str, kind: str = "video") -> None:
-        self.track_sid = sid
-        self.kind = kind
-        self.next: LinkReport | None = report()
-        self.paused = False
-        self.requested_max_spatial = 2
+        super().__init__(kind, sid, report=report())
 
-    def link_report(self, now: float) -> LinkReport | None:
-        return self.next
+    @property
+    def next(self) -> LinkReport | None:
+        return self.report
 
-    def close(self) -> None:
-        pass
+    @next.setter
+    def next(self, value: LinkReport | None) -> None:
+        self.report = value
+
+
+class FakeDownLink(FakeSubscribedMedia):
+    """A down track whose next link report the test sets (``next``)."""
+
+    def __init__(self, sid: str, kind: str = "video") -> None:
+        super().__init__(kind=kind, track_sid=sid, report=report())
+
+    @property
+    def next(self) -> LinkReport | None:
+        return self.report
+
+    @next.setter
+    def next(self, value: LinkReport | None) -> None:
+        self.report = value
 
 
 def participant(identity: str, protocol: int = 16) -> Participant:
@@ -184,8 +198,8 @@ def participant(identity: str, protocol: int = 16) -> Participant:
     return p
 
 
-def publish(pub: Participant, sid: str, kind: str = "video") -> FakeLink:
-    up = FakeLink(sid, kind)
+def publish(pub: Participant, sid: str, kind: str = "video") -> FakeUpLink:
+    up = FakeUpLink(sid, kind)
     track_type = models.TrackType.VIDEO if kind == "video" else models.TrackType.AUDIO
     mime = "video/VP8" if kind == "video" else "audio/opus"
     pub.published[sid] = PublishedTrack(
@@ -194,8 +208,8 @@ def publish(pub: Participant, sid: str, kind: str = "video") -> FakeLink:
     return up
 
 
-def subscribe(sub: Participant, sid: str, kind: str = "video") -> FakeLink:
-    down = FakeLink(sid, kind)
+def subscribe(sub: Participant, sid: str, kind: str = "video") -> FakeDownLink:
+    down = FakeDownLink(sid, kind)
     sub.downtracks[sid] = down
     return down
 

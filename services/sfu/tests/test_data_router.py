@@ -8,6 +8,7 @@ import pytest
 from livekit.protocol import models, rtc
 
 from parley.sfu import data_router
+from parley.sfu.media.fakes import FakePublishedMedia
 from parley.sfu.participant import Participant
 from parley.sfu.speakers import SpeakerTracker
 
@@ -122,22 +123,23 @@ def test_hidden_sender_has_no_identity_and_data_waits_for_closed_channel() -> No
     assert got.participant_identity == "" and got.participant_sid == "PA_h"
 
 
-class FakeUp:
+class FakeUp(FakePublishedMedia):
     def __init__(self, level: float) -> None:
-        self.audio_level = level
+        super().__init__("audio", audio_level=level)
 
 
 def test_speakers_changed_only_on_change() -> None:
     from parley.sfu.participant import PublishedTrack
 
     a, b = participant("a"), participant("b")
+    mic = FakeUp(0.5)
     a.published["TR_a"] = PublishedTrack(
-        info=models.TrackInfo(sid="TR_a", type=models.TrackType.AUDIO), up=FakeUp(0.5)
+        info=models.TrackInfo(sid="TR_a", type=models.TrackType.AUDIO), up=mic
     )
     tracker = SpeakerTracker(threshold=0.05)
     first = tracker.evaluate([a, b])
     assert first is not None and [(s.sid, s.active) for s in first.speakers] == [("PA_a", True)]
     assert tracker.evaluate([a, b]) is None
-    a.published["TR_a"].up.audio_level = 0.0
+    mic.audio_level = 0.0
     stopped = tracker.evaluate([a, b])
     assert stopped is not None and [(s.sid, s.active) for s in stopped.speakers] == [("PA_a", False)]

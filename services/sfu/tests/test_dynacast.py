@@ -17,6 +17,7 @@ from parley.observability import TaskSet
 from parley.sfu import dynacast
 from parley.sfu.config import SfuConfig, SfuSection
 from parley.sfu.dynacast import INITIAL_WAIT, Dynacast
+from parley.sfu.media.fakes import FakePublishedMedia, FakeSubscribedMedia
 from parley.sfu.media.interfaces import NO_LAYER
 from parley.sfu.participant import Participant, PublishedTrack
 from parley.sfu.room import Room, RoomHost
@@ -74,14 +75,14 @@ class FakeOutbox:
         pass
 
 
-class FakeUp:
-    def close(self) -> None:
-        pass
+class FakeUp(FakePublishedMedia):
+    def __init__(self) -> None:
+        super().__init__("video")
 
 
-class FakeDown:
+class FakeDown(FakeSubscribedMedia):
     def __init__(self, layer: int) -> None:
-        self.requested_max_spatial = layer
+        super().__init__(requested_max_spatial=layer)
 
 
 @dataclass

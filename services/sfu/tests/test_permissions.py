@@ -16,6 +16,7 @@ from livekit.protocol import models, rtc
 from parley.observability import TaskSet
 from parley.sfu import permissions, signal_handler, subscriptions
 from parley.sfu.config import SfuConfig
+from parley.sfu.media.fakes import FakePublishedMedia
 from parley.sfu.participant import Participant, PublishedTrack
 from parley.sfu.room import Room, RoomHost
 from parley.sfu.state_reporter import StateReporter
@@ -45,12 +46,9 @@ class FakeOutbox:
         pass
 
 
-class FakeUp:
+class FakeUp(FakePublishedMedia):
     def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    def close(self) -> None:
-        pass
+        super().__init__(kind)
 
 
 @pytest_asyncio.fixture

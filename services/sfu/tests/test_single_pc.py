@@ -3,13 +3,14 @@ unsubscription does; with fake transceivers and DownTracks (no peer connection).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from livekit.protocol import models, rtc
 
 from parley.sfu import single_pc, subscriptions
+from parley.sfu.media.fakes import FakePublishedMedia, FakeSubscribedMedia
 from parley.sfu.participant import Participant, PublishedTrack
 
 pytestmark = pytest.mark.unit
@@ -46,20 +47,13 @@ class FakeTransceiver:
     direction: str = "sendonly"
 
 
-@dataclass
-class FakeDown:
-    transceiver: FakeTransceiver
-    closed: bool = False
-    paused: bool = False
-
-    def close(self) -> None:
-        self.closed = True
+class FakeDown(FakeSubscribedMedia):
+    def __init__(self, transceiver: FakeTransceiver) -> None:
+        super().__init__(transceiver, kind=transceiver.kind)
 
 
-@dataclass
-class FakeUp:
-    kind: str = "audio"
-    downs: list[Any] = field(default_factory=list)
+class FakeUp(FakePublishedMedia):
+    pass
 
 
 def participant(sid: str = "PA_sub") -> Participant:

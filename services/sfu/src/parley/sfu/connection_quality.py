@@ -32,12 +32,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from livekit.protocol import models, rtc
 
 from parley.sfu.media.interfaces import NO_LAYER, LinkReport, LinkStats
-from parley.sfu.participant import Participant
+from parley.sfu.participant import Participant, PublishedTrack
 
 Quality = models.ConnectionQuality
 
@@ -228,7 +227,7 @@ class ConnectionQualityMonitor:
     def _participant(
         self,
         p: Participant,
-        tracks: dict[str, tuple[Participant, Any]],
+        tracks: dict[str, tuple[Participant, PublishedTrack]],
         now: float,
         seen: set[tuple[str, str]],
     ) -> rtc.ConnectionQualityInfo:
@@ -248,12 +247,12 @@ class ConnectionQualityMonitor:
         for sid, down in p.downtracks.items():
             found = tracks.get(sid)
             info = found[1].info if found is not None else None
-            video = getattr(down, "kind", "") == "video"
+            video = down.kind == "video"
             active = (
                 info is not None
                 and not info.muted
-                and not getattr(down, "paused", False)
-                and (not video or getattr(down, "requested_max_spatial", 0) != NO_LAYER)
+                and not down.paused
+                and (not video or down.requested_max_spatial != NO_LAYER)
             )
             mime = info.mime_type if info is not None else ""
             scorer = self._scorer(("down:" + p.sid, sid), video, mime, upstream=False, seen=seen)
@@ -278,11 +277,9 @@ class ConnectionQualityMonitor:
         return scorer
 
 
-def _report(link: Any, now: float) -> LinkReport | None:
-    """The link's report; None when the media engine measured nothing (or offers no LinkStats)."""
-    if getattr(link, "link_report", None) is None:
-        return None
+def _report(link: LinkStats, now: float) -> LinkReport | None:
+    """The link's report; None when the media engine measured nothing (or failed to)."""
     try:
-        return cast(LinkStats, link).link_report(now)
+        return link.link_report(now)
     except Exception:
         return None

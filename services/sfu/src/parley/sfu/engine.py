@@ -17,11 +17,14 @@ from parley.sfu.media import (
     prepare_answer,
     restart_ice,
 )
+from parley.sfu.media.interfaces import PublishedMedia, SubscribedMedia
 
 __all__ = [
     "DownTrack",
     "IceLink",
     "IceRestartError",
+    "PublishedMedia",
+    "SubscribedMedia",
     "UpTrack",
     "configure",
     "ice_link",

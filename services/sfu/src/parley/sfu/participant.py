@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiortc import RTCDataChannel, RTCIceCandidate, RTCPeerConnection
 from livekit.protocol import models, rtc
 
+from parley.sfu.engine import PublishedMedia, SubscribedMedia
 from parley.sfu.outbox import SignalOutbox
 
 NONCE_MEMORY = 1024
@@ -23,7 +23,7 @@ PENDING_DATA = 256
 @dataclass(slots=True)
 class PublishedTrack:
     info: models.TrackInfo
-    up: Any = None
+    up: PublishedMedia | None = None
     """The media engine's UpTrack once the m-line is bound."""
     subscribed_once: bool = False
 
@@ -42,7 +42,7 @@ class SinglePcState:
     """/rtc/v1: the client offers, the server answers; downstream media rides the client's recvonly
     m-lines. Subscriptions wait in ``pending`` until a client offer has a free m-line for them."""
 
-    pending: dict[str, tuple[Any, PublishedTrack]] = field(default_factory=dict)
+    pending: dict[str, tuple[Participant, PublishedTrack]] = field(default_factory=dict)
     """track sid -> (publisher Participant, track): wanted, not yet on an m-line."""
     receive_mids: dict[str, str] = field(default_factory=dict)
     """mid -> kind of every m-line the client's latest offer wants to receive on."""
@@ -86,7 +86,7 @@ class Participant:
         self.pending: dict[str, models.TrackInfo] = {}
         self.published: dict[str, PublishedTrack] = {}
         self.bound_mids: dict[str, str] = {}
-        self.downtracks: dict[str, Any] = {}
+        self.downtracks: dict[str, SubscribedMedia] = {}
         self.wanted: set[str] = set()
         self.unwanted: set[str] = set()
         self.track_settings: dict[str, rtc.UpdateTrackSettings] = {}

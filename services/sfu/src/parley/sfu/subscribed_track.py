@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from livekit.protocol import rtc
 
 from parley.sfu import track_settings
+from parley.sfu.engine import SubscribedMedia
 from parley.sfu.participant import Participant, PublishedTrack
 
 
-def prepare(sub: Participant, pub: Participant, track: PublishedTrack, down: Any) -> None:
+def prepare(sub: Participant, pub: Participant, track: PublishedTrack, down: SubscribedMedia) -> None:
     """A new down track starts muted as its track, limited by the subscriber's settings, and tells
     the subscriber when its stream allocator pauses or resumes it (``stream_state_update``)."""
     down.paused = track.info.muted

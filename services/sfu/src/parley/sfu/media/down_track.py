@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
@@ -38,7 +37,14 @@ from parley.sfu.media import out_stream
 from parley.sfu.media.congestion import SubscriberCongestion
 from parley.sfu.media.forwarder import Forwarder
 from parley.sfu.media.guard import report_error
-from parley.sfu.media.interfaces import MAX_SPATIAL, NO_LAYER, LayerBitrate, LinkReport, TrackSource
+from parley.sfu.media.interfaces import (
+    MAX_SPATIAL,
+    NO_LAYER,
+    LayerBitrate,
+    LinkReport,
+    StreamStateListener,
+    TrackSource,
+)
 from parley.sfu.media.layers import Layer
 from parley.sfu.media.rtp_writer import RtpWriter
 from parley.sfu.media.sender_report import build_sender_report, report_times
@@ -50,8 +56,6 @@ _Sent = tuple[int, Layer, int, int, bytes]
 """(out seq, source layer, source seq, out timestamp, rewritten payload head) of a sent packet, for NACKs."""
 _Route = tuple[int, bool]
 """(out payload type, is VP8) of an incoming payload type."""
-StreamStateListener = Callable[[str, bool], None]
-"""(track sid, paused): the stream allocator paused the track for bandwidth, or resumed it."""
 SR_MEMORY = 8
 """Sender reports remembered for RTT (RR lsr -> when the SR was sent)."""
 

@@ -1,5 +1,8 @@
 """The media engine's seams (LiveKit's TrackReceiver / TrackSender; mediasoup's Producer listener).
 
+The session layer holds up tracks as :class:`PublishedMedia` and down tracks as
+:class:`SubscribedMedia` (never ``Any``), so it can be tested with fakes.
+
 An up track (``UpTrack``) is a :class:`TrackSource`: it owns the publisher's layers and feeds every
 :class:`PacketSink` attached to it, without knowing what a sink is. A down track (``DownTrack``) is
 a sink that also offers itself to its subscriber's stream allocator as an :class:`Allocatable`, and
@@ -11,9 +14,11 @@ Spatial layers are numbered like LiveKit's ``VideoQuality``: 0 = LOW (rid ``q``)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from aiortc import RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -137,3 +142,42 @@ class LinkStats(Protocol):
 
     def link_report(self, now: float) -> LinkReport | None:
         """The latest report, or None when nothing was measured yet."""
+
+
+StreamStateListener = Callable[[str, bool], None]
+"""(track sid, paused): the stream allocator paused a down track for bandwidth, or resumed it."""
+
+
+class PublishedMedia(TrackSource, LinkStats, Protocol):
+    """An up track as the session layer holds it (``PublishedTrack.up``)."""
+
+    @property
+    def audio_level(self) -> float:
+        """0..1 over the last ~0.4 s (audio; 0 for video)."""
+
+    def close(self) -> None: ...
+
+
+class SubscribedMedia(LinkStats, Protocol):
+    """A down track as the session layer holds it (``Participant.downtracks``)."""
+
+    on_stream_state: StreamStateListener | None
+
+    @property
+    def transceiver(self) -> RTCRtpTransceiver:
+        """The subscriber m-line it sends on."""
+
+    @property
+    def paused(self) -> bool:
+        """The publisher muted the track."""
+
+    @paused.setter
+    def paused(self, value: bool) -> None: ...
+
+    @property
+    def requested_max_spatial(self) -> int: ...
+
+    def set_requested(self, max_spatial: int, pixels: int = 0) -> None:
+        """The subscriber's layer limit (``NO_LAYER``: disabled) and view size."""
+
+    def close(self) -> None: ...
