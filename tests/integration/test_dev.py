@@ -116,6 +116,15 @@ def service_pid(marker: str, module: str) -> int:
     raise AssertionError(f"no {module} process")
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def join_token(room: str, identity: str) -> str:
     grants = lkapi.VideoGrants(room_join=True, room=room)
     return lkapi.AccessToken("devkey", "secret").with_identity(identity).with_grants(grants).to_jwt()
@@ -188,6 +197,9 @@ async def test_a_crashed_service_is_restarted_and_requests_wait_for_it(tmp_path:
         await poll_until(lambda: "Parley is running" in out.read_text(), timeout=120, message="running")
         old = service_pid(marker, "parley.room_state")
         os.kill(old, signal.SIGKILL)
+        # a request already in flight at the instant of the crash is lost with the process (no RPC is
+        # retried after delivery); what must not fail is a request made while it is down
+        await poll_until(lambda: not alive(old), timeout=10, message="room-state died")
         await create_and_join(port, "while-restarting")  # delayed, not refused
         await poll_until(
             lambda: "room-state restarted" in out.read_text(),

@@ -15,7 +15,17 @@ from typing import Any
 import aiohttp
 import numpy as np
 from livekit import rtc
-from sdk_helpers import SAMPLE_RATE, connect, play_tone, receive_audio, track_of, wait_for
+from sdk_helpers import (
+    HEIGHT,
+    SAMPLE_RATE,
+    WIDTH,
+    connect,
+    play_tone,
+    play_video,
+    receive_audio,
+    track_of,
+    wait_for,
+)
 
 
 async def signal_cut(args: dict[str, Any]) -> dict[str, Any]:
@@ -42,8 +52,23 @@ async def signal_cut(args: dict[str, Any]) -> dict[str, Any]:
         track = rtc.LocalAudioTrack.create_audio_track(f"{name}-mic", source)
         opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         pubs[name] = (await rooms[name].local_participant.publish_track(track, opts)).sid
+    camera = rtc.VideoSource(WIDTH, HEIGHT)
+    tasks.append(asyncio.create_task(play_video(camera, stop)))
+    cam = rtc.LocalVideoTrack.create_video_track("alice-cam", camera)
+    cam_opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False)
+    pubs["alice_cam"] = (await alice.local_participant.publish_track(cam, cam_opts)).sid
     at_bob = await wait_for(lambda: track_of(bob, "alice", rtc.TrackKind.KIND_AUDIO), 20, "alice at bob")
     at_alice = await wait_for(lambda: track_of(alice, "bob", rtc.TrackKind.KIND_AUDIO), 20, "bob at alice")
+    video_at_bob = await wait_for(
+        lambda: track_of(bob, "alice", rtc.TrackKind.KIND_VIDEO), 20, "video at bob"
+    )
+    frames: list[float] = []
+
+    async def count_frames() -> None:
+        async for _ in rtc.VideoStream(video_at_bob):
+            frames.append(time.monotonic())
+
+    tasks.append(asyncio.create_task(count_frames()))
     before = {
         "freq_at_bob": await asyncio.wait_for(receive_audio(at_bob, 1.0), 20),
         "freq_at_alice": await asyncio.wait_for(receive_audio(at_alice, 1.0), 20),
@@ -64,7 +89,10 @@ async def signal_cut(args: dict[str, Any]) -> dict[str, Any]:
         "freq_at_bob": await asyncio.wait_for(receive_audio(at_bob, 1.0), 20),
         "freq_at_alice": await asyncio.wait_for(receive_audio(at_alice, 1.0), 20),
     }
+    await wait_for(lambda: sum(1 for t in frames if t > cut_at) >= 20, 20, "video frames after the cut")
     result = {
+        "video_frames_before_cut": sum(1 for t in frames if t <= cut_at),
+        "video_frames_after_cut": sum(1 for t in frames if t > cut_at),
         "dropped": dropped,
         "events": {n: list(e) for n, e in events.items()},
         "sids_before": sids_before,
@@ -84,7 +112,8 @@ async def signal_cut(args: dict[str, Any]) -> dict[str, Any]:
         "resumed_after_s": resumed_after,
     }
     stop.set()
-    await asyncio.gather(*tasks)
+    tasks[-1].cancel()  # the frame counter
+    await asyncio.gather(*tasks, return_exceptions=True)
     for room in rooms.values():
         await room.disconnect()
     return result
