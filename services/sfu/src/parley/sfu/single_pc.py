@@ -48,7 +48,9 @@ async def handle_offer(room: Room, p: Participant, offer: rtc.SessionDescription
     try:
         await answer_offer(room, p, offer)
     except NegotiationError as exc:
-        if p.pub_pc is not None and p.pub_pc.connectionState == "closed":
+        pc = p.pub_pc
+        # aiortc marks a closing PC closed before its connectionState says so: check both
+        if pc is not None and (pc.connectionState == "closed" or pc.signalingState == "closed"):
             # the client closed its side (DTLS close_notify) while leaving: its WebSocket close ends it
             log.info("offer on a closed peer connection ignored", participant=p.sid)
             return
