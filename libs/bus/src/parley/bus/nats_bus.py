@@ -28,7 +28,7 @@ from nats.js.kv import KeyValue
 
 from parley.bus import subjects
 from parley.bus.errors import BusError, ErrorCode, NoResponders, RpcError, RpcTimeout
-from parley.observability.tasks import TaskSet
+from parley.observability.tasks import TaskSet, raise_if_cancelling
 
 _log = logging.getLogger("parley.bus")
 
@@ -343,6 +343,9 @@ class Bus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                raise_if_cancelling()
+                if self._nc.is_closed:
+                    return  # the bus was closed under us: nothing left to consume
                 _log.warning("consumer %s interrupted (%s); retrying", durable, exc)
                 if sub is not None and isinstance(exc, nats.js.errors.NotFoundError):
                     sub = None

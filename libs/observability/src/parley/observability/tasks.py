@@ -45,6 +45,18 @@ class TaskSet:
         self._tasks.clear()
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation a library swallowed.
+
+    nats-py turns a cancelled ``next_msg``/``fetch`` on a closing connection into
+    ``ConnectionClosedError``; a retry loop that catches ``Exception`` would then run forever.
+    The task's cancel request is still counted (``cancelling()``), so honour it here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     if task is None or task.done():
         return

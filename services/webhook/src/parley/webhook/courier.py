@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from parley.bus import Bus
 from parley.bus.subjects import room_from_token
 from parley.observability import TaskSet, get_logger, log_fields
+from parley.observability.tasks import raise_if_cancelling
 from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
 from parley.webhook import metrics, topology, wire
 from parley.webhook.backoff import Backoff
@@ -82,6 +83,7 @@ class Courier:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    raise_if_cancelling()
                     log.warning("consumer interrupted; retrying", consumer=self._durable, error=str(exc))
                     if sub is not None:
                         with contextlib.suppress(Exception):

@@ -1,0 +1,59 @@
+"""Owned tasks end when cancelled, even when a library swallowed the cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from parley.observability.tasks import TaskSet, raise_if_cancelling
+
+
+class _Closed(Exception):
+    """What nats-py raises instead of CancelledError when its connection is closing."""
+
+
+async def _swallowing_wait() -> None:
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        raise _Closed from None
+
+
+async def _retry_loop(honour: bool, rounds: list[int]) -> None:
+    while len(rounds) < 3:
+        try:
+            await _swallowing_wait()
+        except _Closed:
+            rounds.append(1)
+            if honour:
+                raise_if_cancelling()
+
+
+async def test_a_retry_loop_that_honours_a_swallowed_cancel_ends_cancelled() -> None:
+    rounds: list[int] = []
+    tasks = TaskSet("t")
+    task = tasks.spawn(_retry_loop(True, rounds))
+    await asyncio.sleep(0)
+    await tasks.aclose(timeout=1.0)
+    assert task.cancelled()
+    assert rounds == [1]
+
+
+async def test_without_it_each_cancel_is_lost_and_the_loop_goes_on() -> None:
+    rounds: list[int] = []
+    task = asyncio.get_running_loop().create_task(_retry_loop(False, rounds))
+    for _ in range(3):
+        await asyncio.sleep(0)
+        task.cancel()
+    await asyncio.wait_for(task, 1.0)
+    assert not task.cancelled() and len(rounds) == 3
+
+
+def test_outside_a_cancelled_task_it_does_nothing() -> None:
+    async def main() -> None:
+        raise_if_cancelling()
+
+    asyncio.run(main())
+    with pytest.raises(asyncio.CancelledError):
+        raise asyncio.CancelledError
