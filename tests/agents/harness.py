@@ -40,7 +40,7 @@ class AgentWorker:
         return self.log_dir / f"{self.name}.log"
 
     def start(self) -> AgentWorker:
-        from parley.runtime.processes import free_port
+        from parley.devprocs.processes import free_port
 
         env = dict(os.environ)
         env.update(

@@ -20,7 +20,7 @@ import pytest
 from livekit import api as lkapi
 from livekit import rtc
 
-from parley.runtime.processes import free_port
+from parley.devprocs.processes import free_port
 from parley.testing import poll_until
 
 pytestmark = pytest.mark.integration

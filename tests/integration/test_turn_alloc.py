@@ -17,7 +17,7 @@ from aioice import stun, turn
 
 from parley.bus import Bus, ErrorCode, RpcError, connect, subjects
 from parley.protocol.gen.turn.v1 import turn_pb2
-from parley.runtime.coturn import Coturn
+from parley.devprocs.coturn import Coturn
 from parley.testing import Stack, poll_until
 
 pytestmark = pytest.mark.integration

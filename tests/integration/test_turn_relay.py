@@ -19,7 +19,7 @@ import pytest
 from livekit import api, rtc
 from livekit.rtc._proto import stats_pb2
 
-from parley.runtime.coturn import Coturn
+from parley.devprocs.coturn import Coturn
 from parley.testing import Stack, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.sdk]

@@ -27,7 +27,7 @@ from livekit.protocol import models as lk_models
 
 from parley.bus import Bus, connect, subjects
 from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
-from parley.runtime.processes import free_port
+from parley.devprocs.processes import free_port
 from parley.testing import TEST_API_KEY, TEST_API_SECRET, Stack, poll_until
 
 pytestmark = pytest.mark.integration

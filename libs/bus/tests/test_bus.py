@@ -8,7 +8,7 @@ import pytest
 from livekit.protocol import models
 
 from parley.bus import Bus, Delivery, ErrorCode, NoResponders, RpcError, connect, subjects
-from parley.runtime.processes import NatsServer
+from parley.devprocs.processes import NatsServer
 from parley.testing import poll_until
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,8 @@ import pytest
 
 from parley.observability.tasks import TaskSet, raise_if_cancelling
 
+pytestmark = pytest.mark.unit
+
 
 class _Closed(Exception):
     """What nats-py raises instead of CancelledError when its connection is closing."""

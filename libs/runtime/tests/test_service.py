@@ -12,7 +12,7 @@ import pytest
 from google.protobuf.empty_pb2 import Empty
 
 from parley.bus import connect, subjects
-from parley.runtime.processes import ManagedProcess, NatsServer, free_port, service_process
+from parley.devprocs.processes import ManagedProcess, NatsServer, free_port, service_process
 from parley.testing import poll_until
 
 pytestmark = pytest.mark.integration

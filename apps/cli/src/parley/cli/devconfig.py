@@ -20,7 +20,7 @@ from pydantic import ConfigDict
 
 from parley.config import ParleyConfig, deep_merge, load_config, yaml_source
 from parley.config.sections import TurnConfig
-from parley.runtime.processes import SERVICES
+from parley.devprocs.processes import SERVICES
 
 EMBEDDED = "embedded"
 """Placeholder for nats.url / redis.address: still there after layering = start our own."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from parley.cli.errors import DevStackError, UsageError
+from parley.cli.errors import UsageError
 
 if TYPE_CHECKING:
     from parley.cli.devstack import DevStack
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     # imported here: `parley token` should not pay for the process runtime
     from parley.cli import devconfig
     from parley.cli.devstack import DevStack, Interrupted, has_main, port_is_free, preferred_port
-    from parley.runtime.processes import SERVICES
+    from parley.devprocs.processes import READY_SERVICES, SERVICES
 
     plan = devconfig.plan(
         config_file=args.config,
@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if not plan.sets("signaling.grpc_port"):
         plan.overrides.insert(0, f"signaling.grpc_port={preferred_port(DEFAULT_GRPC_PORT)}")
     services = [s for s in SERVICES if has_main(s)]  # the one line to drop once every service has __main__
+    if not plan.sets("signaling.ready_requires"):  # the edge waits for what runs here
+        ready = [s for s in READY_SERVICES if s in services]
+        plan.overrides.insert(0, f"signaling.ready_requires=[{', '.join(ready)}]")
     for missing in (s for s in SERVICES if s not in services):
         say(f"warning: skipping {missing}: python -m parley.{missing.replace('-', '_')} does not exist yet")
     stack = DevStack(
@@ -77,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
         stack.start(on_progress=say)
         banner(stack)
         while not stack.stopping.wait(0.5):
-            if (dead := stack.dead()) is not None:
-                code = dead.process.proc.returncode if dead.process.proc else None
-                raise DevStackError(f"{dead.name} exited with code {code}\n{stack.tail(dead)}")
+            stack.supervise(on_progress=say)  # restarts a crashed service; raises when it keeps crashing
         say("stopping…")
         return 0
     except Interrupted:
@@ -116,6 +117,7 @@ def banner(stack: DevStack) -> None:
         f"  NATS:        {nats}",
         f"  Redis:       {redis}",
         f"  Services:    {', '.join(r.name for r in stack.running)}",
+        *([f"  TURN:        {stack.coturn.turn_url} (embedded coturn)"] if stack.coturn else []),
         f"  Logs:        {stack.log_dir}",
         "",
         f"  Token:       parley token create --room my-room --identity alice --url http://127.0.0.1:{config.port}",

@@ -1,0 +1,7 @@
+"""Errors of the process launchers."""
+
+from __future__ import annotations
+
+
+class ProcessError(RuntimeError):
+    """A real component could not start."""
