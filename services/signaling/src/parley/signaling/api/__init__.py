@@ -1,7 +1,7 @@
 """The server API: Twirp on the HTTP port and gRPC on ``signaling.grpc_port``.
 
 Both serve the same method table (``registry.Registry``): livekit.RoomService from
-``room_service`` plus any plugin (``agent_dispatch``: livekit.AgentDispatchService).
+``room_service`` and livekit.AgentDispatchService from ``agent_dispatch``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from aiohttp import web
 from livekit.protocol import agent_dispatch as _agent_dispatch  # noqa: F401  (registers descriptors)
 from livekit.protocol import room as _room  # noqa: F401
 
-from parley.signaling.api import room_service
+from parley.signaling.api import agent_dispatch, room_service
 from parley.signaling.api.grpc_server import GrpcApi
 from parley.signaling.api.registry import ApiMethod, Registry
 from parley.signaling.api.twirp import TwirpHandler
@@ -25,7 +25,7 @@ async def setup(app: web.Application, edge: Edge) -> None:
     """Register the Twirp route and start the gRPC server (stopped on app cleanup)."""
     registry = Registry()
     registry.register(room_service.methods(edge))
-    registry.load_plugins(edge)
+    registry.register(agent_dispatch.methods(edge))
     TwirpHandler(registry, edge.verifier).install(app)
     grpc_api = GrpcApi(registry, edge.verifier)
     await grpc_api.start(edge.config.bind_addresses, edge.config.signaling.grpc_port)

@@ -6,8 +6,8 @@ Contract for other areas (e.g. ``api/agent_dispatch.py``, AgentDispatchService):
   ``service`` the full LiveKit service name (``"livekit.AgentDispatchService"``), ``name`` the
   method (``"CreateDispatch"``), the LiveKit request/response message classes, and
   ``handler(request, claims) -> Awaitable[response]``.
-- Expose them as a module-level ``METHODS: list[ApiMethod]``, or, when the handlers need the
-  edge (bus, config), as ``def methods(edge: Edge) -> list[ApiMethod]`` (preferred when both exist).
+- Expose them as ``def methods(edge: Edge) -> list[ApiMethod]`` and register them in
+  ``api/__init__.py:setup`` with a plain import.
 - The transports verify the token before calling the handler (a missing or bad token answers
   ``unauthenticated``); ``claims`` is the verified ``parley.auth.Claims``. The handler checks
   its grants itself, e.g. ``parley.signaling.api.grants.require_room_admin(claims, request.room)``.
@@ -20,7 +20,6 @@ Contract for other areas (e.g. ``api/agent_dispatch.py``, AgentDispatchService):
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +27,8 @@ from typing import Any
 from google.protobuf.message import Message
 
 from parley.auth import Claims
-from parley.observability import get_logger
-from parley.signaling.edge import Edge
-
-log = get_logger("parley.signaling.api")
 
 Handler = Callable[[Any, Claims], Awaitable[Message]]
-
-PLUGINS = ("parley.signaling.api.agent_dispatch",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +60,3 @@ class Registry:
         for method in self._methods.values():
             grouped.setdefault(method.service, []).append(method)
         return grouped
-
-    def load_plugins(self, edge: Edge, modules: Iterable[str] = PLUGINS) -> None:
-        for module_name in modules:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-                log.info("api plugin not present", module=module_name)
-                continue
-            factory = getattr(module, "methods", None)
-            methods = factory(edge) if callable(factory) else getattr(module, "METHODS", [])
-            self.register(methods)
-            log.info("api plugin registered", module=module_name, methods=len(methods))
