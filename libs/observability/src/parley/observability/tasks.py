@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from parley.observability.log import get_logger
+
 T = TypeVar("T")
-_log = logging.getLogger("parley.tasks")
+_log = get_logger("parley.tasks")
 
 
 class TaskSet:
@@ -30,7 +31,7 @@ class TaskSet:
             return
         exc = task.exception()
         if exc is not None:
-            _log.error("task %s of %s crashed", task.get_name(), self._name, exc_info=exc)
+            _log.error("task crashed", task=task.get_name(), owner=self._name, exc_info=exc)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -67,4 +68,4 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
         if asyncio.current_task() is not None and asyncio.current_task().cancelling():  # type: ignore[union-attr]
             raise
     except Exception:
-        _log.exception("task %s failed while cancelled", task.get_name())
+        _log.exception("task failed while cancelled", task=task.get_name())
