@@ -12,7 +12,14 @@ pytestmark = pytest.mark.unit
 
 
 def test_public_names() -> None:
-    assert sorted(parley.runtime.__all__) == ["HealthServer", "Service", "ServiceContext", "run_service"]
+    assert sorted(parley.runtime.__all__) == [
+        "DeadlineRetry",
+        "HealthServer",
+        "Service",
+        "ServiceContext",
+        "redis_client",
+        "run_service",
+    ]
     for name in parley.runtime.__all__:
         assert getattr(parley.runtime, name) is not None
 

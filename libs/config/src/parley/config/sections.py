@@ -27,16 +27,46 @@ class NatsConfig(Section):
 
 
 class RedisConfig(Section):
-    """The Redis/Valkey that room-state and dispatch keep their state in."""
+    """The Redis/Valkey that room-state, dispatch and turn-alloc keep their state in: one server at
+    ``address``, or the primary that Redis Sentinel names (``sentinel_addresses`` set; LiveKit's keys)."""
 
     address: str = "127.0.0.1:6379"
-    """host:port."""
+    """host:port (ignored when sentinel_addresses is set)."""
     db: int = 0
     username: str = ""
     password: str = ""
     use_tls: bool = False
     key_prefix: str = "parley"
     """Prefix of every key Parley writes."""
+    sentinel_master_name: str = ""
+    """The name the sentinels monitor the primary under (``sentinel monitor <name> ...``)."""
+    sentinel_addresses: list[str] = Field(default_factory=list)
+    """Sentinels as host:port; set = ask them for the primary and follow it after a failover."""
+    sentinel_username: str = ""
+    """ACL user for the sentinels themselves (username/password are the data nodes')."""
+    sentinel_password: str = ""
+    dial_timeout: int = Field(default=2000, ge=0)
+    """Milliseconds to open a connection (a server or a sentinel); 0 = no limit."""
+    read_timeout: int = Field(default=0, ge=0)
+    """Milliseconds to wait for a reply; 0 = no limit (a timed-out command is retried, see
+    failover_wait, so keep it well above the slowest command)."""
+    failover_wait: float = Field(default=15.0, ge=0)
+    """Seconds a command keeps being retried, with backoff, while the connection fails (a Sentinel
+    failover, a restart, a demoted primary): a failover delays requests instead of failing them."""
+
+    @model_validator(mode="after")
+    def _sentinel(self) -> RedisConfig:
+        if self.sentinel_addresses and not self.sentinel_master_name:
+            raise ValueError("sentinel_master_name: required when sentinel_addresses is set")
+        for item in self.sentinel_addresses:
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"sentinel_addresses: {item!r} is not host:port")
+        return self
+
+    @property
+    def uses_sentinel(self) -> bool:
+        return bool(self.sentinel_addresses)
 
     @property
     def url(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from livekit.protocol import agent_dispatch
 
 from parley.bus import Bus, Subscription, subjects
@@ -19,7 +18,7 @@ from parley.dispatch.scheduler import Scheduler
 from parley.dispatch.store import Store
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.dispatch.v1 import dispatch_pb2 as pb
-from parley.runtime import ServiceContext
+from parley.runtime import ServiceContext, redis_client
 
 log = get_logger("parley.dispatch")
 
@@ -29,7 +28,7 @@ class DispatchService:
         self.config = config
         self.instance = ctx.node_id
         self.bus: Bus = ctx.bus
-        self.redis = aioredis.Redis.from_url(config.redis.url)
+        self.redis = redis_client(config.redis)
         self.store = Store(self.redis, config.redis.key_prefix)
         self.jobs = Jobs(self.store, self.bus, JobEvents(self.bus, ctx.node_id))
         self.connections = Connections(config, ctx.node_id, self.bus, self.store, self.jobs)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from parley.bus import Subscription, subjects
 from parley.observability import TaskSet, get_logger
 from parley.room_state.commands import NodeCommands
@@ -15,7 +13,7 @@ from parley.room_state.node_loss import NodeLossWatcher
 from parley.room_state.nodes import NodeRegistry
 from parley.room_state.outbox import OutboxRelay
 from parley.room_state.store import Store
-from parley.runtime import ServiceContext
+from parley.runtime import ServiceContext, redis_client
 
 log = get_logger("parley.room_state")
 
@@ -25,9 +23,7 @@ class RoomStateService:
         section = config.room_state
         self.config = config
         self.bus = ctx.bus
-        self.redis = aioredis.Redis.from_url(
-            config.redis.url, username=config.redis.username or None, password=config.redis.password or None
-        )
+        self.redis = redis_client(config.redis)
         self.store = Store(self.redis, config.redis.key_prefix)
         self.nodes = NodeRegistry(ctx.bus, self.store, section.node_ttl)
         self.relay = OutboxRelay(

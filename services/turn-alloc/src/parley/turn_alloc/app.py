@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from parley.bus import Subscription, subjects
 from parley.observability import get_logger
 from parley.protocol.gen.turn.v1 import turn_pb2
-from parley.runtime import ServiceContext
+from parley.runtime import ServiceContext, redis_client
 from parley.turn_alloc.allocator import IceServerAllocator
 from parley.turn_alloc.config import TurnAllocConfig
 from parley.turn_alloc.health import HealthMonitor
@@ -19,8 +17,7 @@ log = get_logger("parley.turn_alloc")
 def make_quota(config: TurnAllocConfig) -> Quota:
     if config.turn_alloc.quota_store == "memory":
         return MemoryQuota()
-    client = aioredis.Redis.from_url(config.redis.url)
-    return RedisQuota(client, config.redis.key_prefix)
+    return RedisQuota(redis_client(config.redis), config.redis.key_prefix)
 
 
 class TurnAllocService:

@@ -1,0 +1,127 @@
+"""The one way a service gets its Redis/Valkey client, from the ``redis`` config section.
+
+Two kinds, as LiveKit's ``redis.GetRedisClient``: one server at ``redis.address``, or the primary
+Redis Sentinel names (``redis.sentinel_addresses`` + ``redis.sentinel_master_name``). The Sentinel
+client asks the sentinels for the primary's address on every new connection, so after a failover
+it follows the promoted replica; a reply ``READONLY`` from a demoted primary drops the connection
+(redis-py's ``SentinelManagedConnection``), so the next attempt asks the sentinels again.
+
+Every command retries ConnectionError, TimeoutError and ReadOnlyError with exponential backoff for
+``redis.failover_wait`` seconds (``DeadlineRetry``): a request made during a failover or a restart
+is delayed, not failed. What this means for transactions (redis-py's retry layer):
+
+- a command on a WATCHing pipeline that loses its connection raises WatchError instead of being
+  retried, so a WATCH/MULTI/EXEC optimistic transaction is re-run from its WATCH by its caller,
+  reading the new primary's state, never half-applied (MULTI/EXEC is atomic on the server);
+- ``register_script`` objects fall back from EVALSHA to SCRIPT LOAD + EVALSHA on NOSCRIPT (a
+  promoted replica may not hold the script cache), so Lua keeps working after a failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
+
+from parley.config import RedisConfig
+from parley.observability import get_logger
+
+log = get_logger("parley.runtime.redis")
+
+T = TypeVar("T")
+
+RETRY_ON: tuple[type[RedisError], ...] = (ConnectionError, TimeoutError, ReadOnlyError)
+"""What a failover looks like to a client: the primary is gone (ConnectionError, including
+MasterNotFoundError while no sentinel names a healthy primary), slow (TimeoutError) or demoted
+(ReadOnlyError)."""
+BACKOFF_BASE = 0.025
+BACKOFF_CAP = 0.5
+"""Seconds between attempts: 0.05, 0.1, 0.2, 0.4, then every 0.5 until the deadline."""
+
+
+class DeadlineRetry(Retry):
+    """redis-py's Retry, bounded by time instead of a count: attempts stop once the next backoff
+    would pass ``budget`` seconds after the call began (the count is only a backstop)."""
+
+    def __init__(self, budget: float, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> None:
+        super().__init__(ExponentialBackoff(cap=cap, base=base), retries=100_000, supported_errors=RETRY_ON)
+        self.budget = budget
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        deadline = time.monotonic() + self.budget
+        self._backoff.reset()  # type: ignore[no-untyped-call]
+        failures = 0
+        while True:
+            try:
+                return await do()
+            except self._supported_errors as error:
+                if is_retryable is not None and not is_retryable(error):
+                    raise
+                failures += 1
+                # the failure callback drops the connection; on a WATCHing pipeline it raises
+                # WatchError so that the caller re-runs the whole transaction
+                await (fail(error, failures) if with_failure_count else fail(error))
+                delay = self._backoff.compute(failures)
+                if failures > self._retries or time.monotonic() + delay > deadline:
+                    raise error
+                await asyncio.sleep(delay)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _seconds(ms: int) -> float | None:
+    return ms / 1000 if ms else None
+
+
+def redis_client(config: RedisConfig) -> aioredis.Redis:
+    """A client for ``config``: Sentinel-managed when ``sentinel_addresses`` is set, else plain."""
+    common: dict[str, Any] = {
+        "db": config.db,
+        "username": config.username or None,
+        "password": config.password or None,
+        "socket_connect_timeout": _seconds(config.dial_timeout),
+        "socket_timeout": _seconds(config.read_timeout),
+        "retry": DeadlineRetry(config.failover_wait),
+        "retry_on_error": list(RETRY_ON),
+    }
+    if not config.uses_sentinel:
+        host, port = _host_port(config.address)
+        log.info("redis client", mode="single", address=config.address, db=config.db)
+        return aioredis.Redis(host=host, port=port, ssl=config.use_tls, **common)
+    sentinel_kwargs: dict[str, Any] = {
+        "username": config.sentinel_username or None,
+        "password": config.sentinel_password or None,
+        "socket_connect_timeout": _seconds(config.dial_timeout),
+        "socket_timeout": _seconds(config.dial_timeout),
+        # a dead sentinel is skipped at once (the next one is asked); the command's retry waits
+        "retry": Retry(NoBackoff(), 0),
+        "ssl": config.use_tls,
+    }
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        [_host_port(a) for a in config.sentinel_addresses], sentinel_kwargs=sentinel_kwargs, **common
+    )
+    log.info(
+        "redis client",
+        mode="sentinel",
+        master=config.sentinel_master_name,
+        sentinels=config.sentinel_addresses,
+        db=config.db,
+    )
+    client: aioredis.Redis = sentinel.master_for(config.sentinel_master_name, ssl=config.use_tls)
+    return client
