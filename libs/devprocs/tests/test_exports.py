@@ -16,6 +16,7 @@ def test_public_names() -> None:
         "ProcessError",
         "READY_SERVICES",
         "SERVICES",
+        "ValkeySentinelSet",
         "ValkeyServer",
         "free_port",
         "service_process",

@@ -8,11 +8,12 @@ import time
 import pytest
 from pydantic import ValidationError
 from redis.asyncio.connection import SSLConnection
-from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
 from parley.config import RedisConfig
 from parley.runtime import DeadlineRetry, redis_client
+from parley.runtime.redis_client import FollowingConnection, FollowingSSLConnection
 
 pytestmark = pytest.mark.unit
 
@@ -58,6 +59,7 @@ async def test_sentinel_config_gives_a_sentinel_managed_primary_client() -> None
     assert isinstance(pool, SentinelConnectionPool)
     try:
         assert pool.service_name == "parley" and pool.is_master
+        assert pool.connection_class is FollowingConnection, "reconnects ask the sentinels again"
         kwargs = pool.connection_kwargs
         assert kwargs["db"] == 1 and kwargs["password"] == "data-secret" and kwargs["socket_timeout"] == 1.5
         assert isinstance(kwargs["retry"], DeadlineRetry) and kwargs["retry"].budget == 15.0
@@ -79,7 +81,7 @@ async def test_sentinel_with_tls_uses_tls_connections() -> None:
     config = RedisConfig(sentinel_master_name="m", sentinel_addresses=["s:26379"], use_tls=True)
     client = redis_client(config)
     try:
-        assert client.connection_pool.connection_class is SentinelManagedSSLConnection
+        assert client.connection_pool.connection_class is FollowingSSLConnection
     finally:
         await client.aclose()
 

@@ -13,6 +13,7 @@ from parley.devprocs.processes import (
     service_process,
     wait_for_http,
 )
+from parley.devprocs.sentinel import ValkeySentinelSet
 
 __all__ = [
     "READY_SERVICES",
@@ -20,6 +21,7 @@ __all__ = [
     "ManagedProcess",
     "NatsServer",
     "ProcessError",
+    "ValkeySentinelSet",
     "ValkeyServer",
     "free_port",
     "service_process",

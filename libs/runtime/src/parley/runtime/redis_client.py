@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
 
@@ -80,6 +81,25 @@ class DeadlineRetry(Retry):
                 await asyncio.sleep(delay)
 
 
+class FollowingConnection(SentinelManagedConnection):
+    """Asks the sentinels for the primary on every (re)connect.
+
+    redis-py (8.1) reconnects a connection that a failed command dropped with
+    ``connect_check_health``, which skips ``SentinelManagedConnection.connect`` and so dials the
+    old primary's address again for as long as the command is retried: a retry never reached the
+    promoted replica. Resolving the address in ``_connect`` covers every way in.
+    """
+
+    async def _connect(self) -> None:
+        if self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        await super()._connect()  # type: ignore[no-untyped-call]
+
+
+class FollowingSSLConnection(FollowingConnection, SSLConnection):
+    """``FollowingConnection`` over TLS."""
+
+
 def _host_port(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
@@ -123,5 +143,8 @@ def redis_client(config: RedisConfig) -> aioredis.Redis:
         sentinels=config.sentinel_addresses,
         db=config.db,
     )
-    client: aioredis.Redis = sentinel.master_for(config.sentinel_master_name, ssl=config.use_tls)
+    connection_class = FollowingSSLConnection if config.use_tls else FollowingConnection
+    client: aioredis.Redis = sentinel.master_for(
+        config.sentinel_master_name, connection_class=connection_class, ssl=config.use_tls
+    )
     return client
