@@ -3,8 +3,12 @@
 Publishers get one REMB per peer connection from a loss-based estimate with a start value and a floor
 (``bwe.py``, ``publisher_feedback.py``, knobs in ``settings.BweSettings``), not from aiortc's
 delay-based estimator, which never exceeds ~1.5x the incoming rate and so kept browsers on the
-quarter simulcast layer. ``configure()`` takes the estimate's floor/start/cap from
-``rtc.bwe_min_bitrate`` / ``bwe_start_bitrate`` / ``bwe_max_bitrate``.
+quarter simulcast layer. The estimate's floor/start/cap come from ``rtc.bwe_min_bitrate`` /
+``bwe_start_bitrate`` / ``bwe_max_bitrate``.
+
+Nothing is process-global but aiortc's patching: ``configure(rtc)`` returns a ``MediaContext``
+(``context.py``: settings, counters, the per-transport registry, output streams) that the node passes
+to every ``UpTrack`` and ``DownTrack`` it builds.
 
 A subscriber's output stream (sequence numbers, timestamps, VP8 PictureID/TL0PICIDX/KEYIDX, RTX
 sequence numbers, SR counters) belongs to the aiortc sender (``out_stream.py``), so an m-line whose
@@ -18,31 +22,25 @@ feedback, a GCC-style estimator, allocation and probing). ICE restarts keep the 
 (``ice_restart.py``). The seams are in ``interfaces.py``.
 """
 
+from parley.sfu.media.context import MediaContext
 from parley.sfu.media.down_track import DownTrack
 from parley.sfu.media.engine import configure, new_peer_connection
 from parley.sfu.media.errors import IceRestartError
 from parley.sfu.media.ice_restart import IceLink, ice_link, restart_ice
 from parley.sfu.media.simulcast_sdp import offered_simulcast_layers, prepare_answer
-from parley.sfu.media.stats import STATS, MediaRates, MediaStats
+from parley.sfu.media.stats import MediaRates, MediaStats
 from parley.sfu.media.up_track import UpTrack
 
-
-def media_stats() -> MediaStats:
-    """The process-wide counters (packets in/out, tracks in/out); ``.rates()`` for per-second rates."""
-    return STATS
-
-
 __all__ = [
-    "STATS",
     "DownTrack",
     "IceLink",
     "IceRestartError",
+    "MediaContext",
     "MediaRates",
     "MediaStats",
     "UpTrack",
     "configure",
     "ice_link",
-    "media_stats",
     "new_peer_connection",
     "offered_simulcast_layers",
     "prepare_answer",

@@ -8,8 +8,9 @@ munger, the RTX sequence number and the sender-report counters belong to the sen
 DownTrack: the next DownTrack continues where the previous one stopped, as after a layer switch
 (LiveKit seeds a reused transceiver's DownTrack the same way).
 
-State is kept in a ``WeakKeyDictionary`` keyed by the aiortc sender; nothing in it refers back to the
-sender (nor to a DownTrack), so it goes away with the peer connection.
+State is kept in the media context's ``OutStreams``, a ``WeakKeyDictionary`` keyed by the aiortc
+sender; nothing in it refers back to the sender (nor to a DownTrack), so it goes away with the peer
+connection.
 """
 
 from __future__ import annotations
@@ -44,26 +45,33 @@ class OutStream:
         return self.rtx_seq
 
 
-_streams: WeakKeyDictionary[RTCRtpSender, OutStream] = WeakKeyDictionary()
+class OutStreams:
+    """One media context's output streams, by sender."""
 
+    __slots__ = ("_streams",)
 
-def claim(sender: RTCRtpSender, clock_rate: int) -> OutStream:
-    """The sender's stream state for a new DownTrack; raises if another DownTrack still uses it."""
-    stream = _streams.get(sender)
-    if stream is None:
-        stream = _streams[sender] = OutStream(clock_rate)
-    elif stream.busy:
-        raise SenderInUseError("the sender still carries an open DownTrack: close it first")
-    stream.busy = True
-    stream.munger.switch()
-    stream.vp8.switch()
-    return stream
+    def __init__(self) -> None:
+        self._streams: WeakKeyDictionary[RTCRtpSender, OutStream] = WeakKeyDictionary()
 
+    def claim(self, sender: RTCRtpSender, clock_rate: int) -> OutStream:
+        """The sender's stream state for a new DownTrack; raises if another DownTrack still uses it."""
+        stream = self._streams.get(sender)
+        if stream is None:
+            stream = self._streams[sender] = OutStream(clock_rate)
+        elif stream.busy:
+            raise SenderInUseError("the sender still carries an open DownTrack: close it first")
+        stream.busy = True
+        stream.munger.switch()
+        stream.vp8.switch()
+        return stream
 
-def release(stream: OutStream) -> None:
-    stream.busy = False
+    @staticmethod
+    def release(stream: OutStream) -> None:
+        stream.busy = False
 
+    def peek(self, sender: RTCRtpSender) -> OutStream | None:
+        """The state of a sender that carried a DownTrack (tests, debugging)."""
+        return self._streams.get(sender)
 
-def peek(sender: RTCRtpSender) -> OutStream | None:
-    """The state of a sender that carried a DownTrack (tests, debugging)."""
-    return _streams.get(sender)
+    def __len__(self) -> int:
+        return len(self._streams)
