@@ -71,10 +71,9 @@ async def _sfu(conn: Connection) -> None:
     from aiortc import RTCSessionDescription
 
     from parley.config import RtcConfig
-    from parley.sfu.media import DownTrack, UpTrack, configure, new_peer_connection, prepare_answer
+    from parley.sfu.media import STATS, DownTrack, UpTrack, configure, new_peer_connection, prepare_answer
 
-    context = configure(RtcConfig(use_loopback=True, port_range_start=46000, port_range_end=46999))
-    stats = context.stats
+    configure(RtcConfig(use_loopback=True, port_range_start=46000, port_range_end=46999))
     loop = asyncio.get_running_loop()
     pcs: list[Any] = []
     ups: list[UpTrack] = []
@@ -88,30 +87,26 @@ async def _sfu(conn: Connection) -> None:
             pcs.append(pc)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=msg[1], type="offer"))
             for t in pc.getTransceivers():
-                ups.append(
-                    UpTrack(
-                        t.receiver, kind=t.kind, mid=t.mid or "", track_sid=f"TR_{len(ups)}", context=context
-                    )
-                )
+                ups.append(UpTrack(t.receiver, kind=t.kind, mid=t.mid or "", track_sid=f"TR_{len(ups)}"))
             await pc.setLocalDescription(await pc.createAnswer())
             conn.send(prepare_answer(msg[1], pc.localDescription.sdp))
         elif op == "subscribe":
             pc = new_peer_connection()
             pcs.append(pc)
             for i, up in enumerate(ups):
-                DownTrack.attach(pc, up, stream_id=f"PA_{i}|TR_{i}", track_id=f"TR_{i}", context=context)
+                DownTrack.attach(pc, up, stream_id=f"PA_{i}|TR_{i}", track_id=f"TR_{i}")
             await pc.setLocalDescription(await pc.createOffer())
             conn.send(pc.localDescription.sdp)
             answer = await loop.run_in_executor(None, conn.recv)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
             conn.send("ok")
         elif op == "mark":
-            mark = (time.monotonic(), _cpu(), stats.packets_in, stats.packets_out)
+            mark = (time.monotonic(), _cpu(), STATS.packets_in, STATS.packets_out)
             conn.send("ok")
         elif op == "describe":
             import parley.sfu
 
-            conn.send({"sfu_path": str(Path(parley.sfu.__file__).parent), **_congestion_counters(context)})
+            conn.send({"sfu_path": str(Path(parley.sfu.__file__).parent), **_congestion_counters()})
         elif op == "measure":
             t0, c0, pin, pout = mark
             wall = time.monotonic() - t0
@@ -119,12 +114,12 @@ async def _sfu(conn: Connection) -> None:
                 {
                     "wall": wall,
                     "cpu": (_cpu() - c0) / wall,
-                    "in_pps": (stats.packets_in - pin) / wall,
-                    "out_pps": (stats.packets_out - pout) / wall,
+                    "in_pps": (STATS.packets_in - pin) / wall,
+                    "out_pps": (STATS.packets_out - pout) / wall,
                     "rss_mb": _rss_mb(),
                     "baseline_rss_mb": baseline_rss,
-                    "errors": stats.errors,
-                    **_congestion_counters(context),
+                    "errors": STATS.errors,
+                    **_congestion_counters(),
                 }
             )
         elif op == "stop":
@@ -134,10 +129,13 @@ async def _sfu(conn: Connection) -> None:
             return
 
 
-def _congestion_counters(context: Any) -> dict[str, Any]:
-    """Subscriber congestion controllers alive in the SFU's media context and the TWCC feedback they
-    consumed."""
-    controllers: list[Any] = list(context.transports.congestions())
+def _congestion_counters() -> dict[str, Any]:
+    """Subscriber congestion controllers alive and TWCC feedback they consumed (None: this tree has none)."""
+    try:
+        from parley.sfu.media.congestion import SubscriberCongestion
+    except ImportError:
+        return {"cc_transports": None, "cc_feedback": None, "cc_feedback_errors": None}
+    controllers: list[Any] = list(SubscriberCongestion._registry.values())
     return {
         "cc_transports": len(controllers),
         "cc_feedback": sum(cc.feedback_received for cc in controllers),

@@ -115,15 +115,14 @@ def test_update_participant_semantics() -> None:
     assert [e.event for e in out.events] == ["participant_updated"]
 
 
-def test_participant_updated_keeps_the_higher_version() -> None:
+def test_participant_updated_is_a_delta_and_room_state_assigns_the_version() -> None:
     rec, joined = _join(None, "a")
-    stale = models.ParticipantInfo(sid=joined.participant.sid, identity="a", metadata="old", version=1)
-    out, _ = rooms.participant_updated(stale)(_fresh(rec))
-    assert out is None
-    newer = models.ParticipantInfo(sid=joined.participant.sid, identity="a", metadata="new", version=5)
-    out, _ = rooms.participant_updated(newer)(_fresh(rec))
-    assert out is not None and out.participants["a"].metadata == "new" and out.participants["a"].version == 5
-    assert out.participants["a"].state == State.JOINED
+    version = rec.participants["a"].version
+    delta = pb.ParticipantUpdatedRequest(participant_sid=joined.participant.sid, metadata="new")
+    out, _ = rooms.participant_updated(delta)(_fresh(rec))
+    assert out is not None and out.participants["a"].metadata == "new"
+    assert out.participants["a"].version == version + 1 and out.participants["a"].state == State.JOINED
+    assert [e.event for e in out.events] == ["participant_updated"]
 
 
 def test_move_room_changes_only_the_node_and_a_rejoin_there_is_a_migration() -> None:

@@ -373,6 +373,7 @@ def main() -> None:
     import scenarios_features
     import scenarios_lifecycle
     import scenarios_netns
+    import scenarios_records
 
     scenarios = {
         **SCENARIOS,
@@ -381,6 +382,7 @@ def main() -> None:
         **scenarios_features.SCENARIOS,
         **scenarios_lifecycle.SCENARIOS,
         **scenarios_netns.SCENARIOS,
+        **scenarios_records.SCENARIOS,
     }
     result = asyncio.run(scenarios[name](args))
     result["sdk_version"] = rtc.__version__

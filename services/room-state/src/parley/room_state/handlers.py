@@ -121,13 +121,13 @@ class Handlers:
         elif kind == "participant_left":
             mutation = rooms.participant_left(inner.participant_sid, inner.reason)
         elif kind == "participant_updated":
-            mutation = rooms.participant_updated(inner.participant)
+            mutation = rooms.participant_updated(inner)
         elif kind == "track_published":
             mutation = rooms.track_published(inner.participant_sid, inner.track)
         elif kind == "track_unpublished":
             mutation = rooms.track_unpublished(inner.participant_sid, inner.track_sid)
         else:
-            mutation = rooms.track_updated(inner.participant_sid, inner.track)
+            mutation = rooms.track_updated(inner)
         await self._mutate(inner.room_name, rooms.reported(req.reporter_id, req.seq, mutation))
         return pb.ReconcileResult()
 
@@ -163,7 +163,7 @@ class Handlers:
         return pb.Ack()
 
     async def participant_updated(self, req: pb.ParticipantUpdatedRequest) -> pb.Ack:
-        await self._mutate(req.room_name, rooms.participant_updated(req.participant))
+        await self._mutate(req.room_name, rooms.participant_updated(req))
         return pb.Ack()
 
     async def track_published(self, req: pb.TrackPublishedRequest) -> pb.Ack:
@@ -175,7 +175,7 @@ class Handlers:
         return pb.Ack()
 
     async def track_updated(self, req: pb.TrackUpdatedRequest) -> pb.Ack:
-        await self._mutate(req.room_name, rooms.track_updated(req.participant_sid, req.track))
+        await self._mutate(req.room_name, rooms.track_updated(req))
         return pb.Ack()
 
     # RoomService ------------------------------------------------------------------------------
@@ -263,15 +263,16 @@ class Handlers:
         return lk.RemoveParticipantResponse()
 
     async def mute_published_track(self, req: lk.MuteRoomTrackRequest) -> lk.MuteRoomTrackResponse:
-        node, track = await self._mutate(req.room, rooms.mute_track(req.identity, req.track_sid, req.muted))
-        command = node_pb2.RoomCommand(room_name=req.room)
+        muted = await self._mutate(req.room, rooms.mute_track(req.identity, req.track_sid, req.muted))
+        # sent even when nothing changed here: the node's view may differ (a report in flight)
+        command = node_pb2.RoomCommand(room_name=req.room, participant_version=muted.participant_version)
         command.mute_published_track.CopyFrom(req)
-        await self._commands.send(node, command)
-        return lk.MuteRoomTrackResponse(track=track)
+        await self._commands.send(muted.node_id, command)
+        return lk.MuteRoomTrackResponse(track=muted.track)
 
     async def update_participant(self, req: lk.UpdateParticipantRequest) -> models.ParticipantInfo:
         node, participant = await self._mutate(req.room, rooms.update_participant(req))
-        command = node_pb2.RoomCommand(room_name=req.room)
+        command = node_pb2.RoomCommand(room_name=req.room, participant_version=participant.version)
         command.update_participant.CopyFrom(req)
         await self._commands.send(node, command)
         return participant

@@ -1,10 +1,16 @@
 """What each operation does to a room: pure functions over a RoomRecord, run inside Store.mutate.
 
 Each returns a Mutation; raising an error leaves the stored room untouched.
+
+room-state is the one writer of participant and track records and their ``version``: a change
+gets the participant's next version and exactly one event; a write that changes nothing (muting a
+muted track, the same metadata again, a command's own change reported back by the node) stores
+nothing and emits nothing. The SFU reports deltas, never versions of its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from livekit.protocol import models
@@ -276,33 +282,59 @@ def reconcile(node_id: str, held: set[str], cutoff_ms: int) -> Mutation[Reconcil
     return fn
 
 
-def participant_updated(info: models.ParticipantInfo) -> Mutation[None]:
-    """The SFU's record wins when its version is higher; room-state keeps sid, state and join time."""
+def participant_updated(req: pb.ParticipantUpdatedRequest) -> Mutation[None]:
+    """A delta from the node (the client's update_metadata, or a command's change coming back).
+
+    room-state owns the record and its version: the node's view is never copied in, and a delta
+    that changes nothing (a command's own change, a repeated update) is no write and no event.
+    """
 
     def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, None]:
         rec = _require(rec)
-        current = rec.by_sid(info.sid) if info.sid else rec.participants.get(info.identity)
-        if current is None:
-            raise ParticipantNotFound()
-        if info.version and info.version <= current.version:
+        participant = _participant_by_sid(rec, req.participant_sid)
+        if not _apply_fields(participant, name=req.name, metadata=req.metadata, attributes=req.attributes):
             return None, None
-        updated = models.ParticipantInfo()
-        updated.CopyFrom(info)
-        updated.sid, updated.identity = current.sid, current.identity
-        updated.joined_at, updated.joined_at_ms = current.joined_at, current.joined_at_ms
-        updated.state = current.state
-        updated.version = info.version or current.version + 1
-        rec.put_participant(updated)
-        rec.emit("participant_updated", participant=updated)
+        _participant_changed(rec, participant)
         return rec, None
 
     return fn
+
+
+def _apply_fields(
+    participant: models.ParticipantInfo, *, name: str, metadata: str, attributes: Mapping[str, str]
+) -> bool:
+    """LiveKit's semantics: a non-empty name or metadata replaces, attributes merge and an empty
+    value deletes the key. True when anything changed."""
+    changed = False
+    if name and name != participant.name:
+        participant.name = name
+        changed = True
+    if metadata and metadata != participant.metadata:
+        participant.metadata = metadata
+        changed = True
+    for key, value in attributes.items():
+        if value and participant.attributes.get(key) != value:
+            participant.attributes[key] = value
+            changed = True
+        elif not value and key in participant.attributes:
+            del participant.attributes[key]
+            changed = True
+    return changed
+
+
+def _participant_changed(rec: RoomRecord, participant: models.ParticipantInfo) -> None:
+    """The one place a participant record's change is written: the next version, one event."""
+    participant.version += 1
+    rec.put_participant(participant)
+    rec.emit("participant_updated", participant=participant)
 
 
 def track_published(sid: str, track: models.TrackInfo) -> Mutation[None]:
     def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, None]:
         rec = _require(rec)
         participant = _participant_by_sid(rec, sid)
+        if any(t == track for t in participant.tracks):
+            return None, None  # already stored as it is
         kept = [t for t in participant.tracks if t.sid != track.sid]
         del participant.tracks[:]
         participant.tracks.extend([*kept, track])
@@ -335,68 +367,69 @@ def track_unpublished(sid: str, track_sid: str) -> Mutation[None]:
     return fn
 
 
-def track_updated(sid: str, track: models.TrackInfo) -> Mutation[models.TrackInfo]:
+def track_updated(req: pb.TrackUpdatedRequest) -> Mutation[models.TrackInfo]:
+    """The node saw the publisher mute or unmute (or applied a MutePublishedTrack: no change then)."""
+
     def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, models.TrackInfo]:
         rec = _require(rec)
-        participant = _participant_by_sid(rec, sid)
-        return _replace_track(rec, participant, track)
+        participant = _participant_by_sid(rec, req.participant_sid)
+        return _set_muted(rec, participant, req.track_sid, req.muted)
 
     return fn
 
 
-def _replace_track(
-    rec: RoomRecord, participant: models.ParticipantInfo, track: models.TrackInfo
-) -> tuple[RoomRecord, models.TrackInfo]:
-    for existing in participant.tracks:
-        if existing.sid == track.sid:
-            existing.CopyFrom(track)
-            break
-    else:
+def _set_muted(
+    rec: RoomRecord, participant: models.ParticipantInfo, track_sid: str, muted: bool
+) -> tuple[RoomRecord | None, models.TrackInfo]:
+    """Mute or unmute a stored track: the next participant version and one ``track_updated``, or
+    nothing at all when the track already is that way."""
+    track = next((t for t in participant.tracks if t.sid == track_sid), None)
+    if track is None:
         raise TrackNotFound()
+    if track.muted == muted:
+        return None, track
+    track.muted = muted
     participant.version += 1
     rec.put_participant(participant)
     rec.emit("track_updated", participant=participant, track=track)
     return rec, track
 
 
-def mute_track(identity: str, track_sid: str, muted: bool) -> Mutation[tuple[str, models.TrackInfo]]:
-    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, tuple[str, models.TrackInfo]]:
+@dataclass(frozen=True, slots=True)
+class Muted:
+    """What MutePublishedTrack wrote: where to send the command and the version it carries."""
+
+    node_id: str
+    track: models.TrackInfo
+    participant_version: int
+
+
+def mute_track(identity: str, track_sid: str, muted: bool) -> Mutation[Muted]:
+    """Idempotent: muting a muted track changes no version and emits no event."""
+
+    def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, Muted]:
         rec = _require(rec)
         participant = _participant(rec, identity)
-        track = next((t for t in participant.tracks if t.sid == track_sid), None)
-        if track is None:
-            raise TrackNotFound()
-        if track.muted == muted:
-            return None, (rec.node_id, track)
-        updated = models.TrackInfo()
-        updated.CopyFrom(track)
-        updated.muted = muted
-        rec, out = _replace_track(rec, participant, updated)
-        return rec, (rec.node_id, out)
+        out, track = _set_muted(rec, participant, track_sid, muted)
+        return out, Muted(rec.node_id, track, participant.version)
 
     return fn
 
 
 def update_participant(req: UpdateParticipantRequest) -> Mutation[tuple[str, models.ParticipantInfo]]:
-    """LiveKit's semantics: empty name/metadata keep the old value; an empty attribute value deletes it."""
+    """LiveKit's semantics: empty name/metadata keep the old value; an empty attribute value deletes it.
+    Idempotent: an update that changes nothing changes no version and emits no event."""
 
     def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, tuple[str, models.ParticipantInfo]]:
         rec = _require(rec)
         participant = _participant(rec, req.identity)
-        if req.name:
-            participant.name = req.name
-        if req.metadata:
-            participant.metadata = req.metadata
-        for key, value in req.attributes.items():
-            if value:
-                participant.attributes[key] = value
-            else:
-                participant.attributes.pop(key, None)
-        if req.HasField("permission"):
+        changed = _apply_fields(participant, name=req.name, metadata=req.metadata, attributes=req.attributes)
+        if req.HasField("permission") and participant.permission != req.permission:
             participant.permission.CopyFrom(req.permission)
-        participant.version += 1
-        rec.put_participant(participant)
-        rec.emit("participant_updated", participant=participant)
+            changed = True
+        if not changed:
+            return None, (rec.node_id, participant)
+        _participant_changed(rec, participant)
         return rec, (rec.node_id, participant)
 
     return fn

@@ -10,7 +10,8 @@ from parley.sfu.node import Node
 
 class SfuService:
     def __init__(self, config: SfuConfig, ctx: ServiceContext) -> None:
-        self.node = Node(config, ctx.bus, ctx.node_id, media=engine.configure(config.rtc))
+        engine.configure(config.rtc)
+        self.node = Node(config, ctx.bus, ctx.node_id)
 
     async def start(self) -> None:
         await self.node.start()

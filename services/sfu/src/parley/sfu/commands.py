@@ -1,4 +1,9 @@
-"""RoomCommand from room-state (RoomService calls on live sessions), run inside the room's actor."""
+"""RoomCommand from room-state (RoomService calls on live sessions), run inside the room's actor.
+
+room-state wrote the record before sending the command: a change the command makes here goes to
+clients with the version room-state sends (``participant_version``), and a command that changes
+nothing here sends nothing.
+"""
 
 from __future__ import annotations
 
@@ -37,15 +42,19 @@ async def execute(room: Room, command: node_pb2.RoomCommand) -> node_pb2.RoomCom
         if track is None:
             raise RpcError(ErrorCode.NOT_FOUND, f"track {mute.track_sid!r} not found")
         p.send(rtc.SignalResponse(mute=rtc.MuteTrackRequest(sid=mute.track_sid, muted=mute.muted)))
-        publish.set_muted(room, p, mute.track_sid, mute.muted)
+        publish.set_muted(room, p, mute.track_sid, mute.muted, version=command.participant_version)
         result.track.CopyFrom(track.info)
     elif kind == "update_participant":
         req = command.update_participant
         p = _participant(room, req.identity)
-        metadata.apply_fields(p, name=req.name, metadata=req.metadata, attributes=req.attributes)
+        changed = metadata.apply_fields(p, name=req.name, metadata=req.metadata, attributes=req.attributes)
+        if changed:
+            metadata.report_fields(room, p, name=req.name, metadata=req.metadata, attributes=req.attributes)
         if req.HasField("permission"):
+            changed |= p.info.permission != req.permission
             metadata.apply_permission(room, p, req.permission)
-        metadata.publish_change(room, p)
+        if changed:
+            metadata.publish_change(room, p, version=command.participant_version)
         result.participant.CopyFrom(p.info)
     elif kind == "update_subscriptions":
         subs = command.update_subscriptions

@@ -54,10 +54,19 @@ def limit_breach(room: Room, request: rtc.UpdateParticipantMetadata) -> str | No
     return None
 
 
-def publish_change(room: Room, p: Participant) -> None:
-    p.bump()
+def publish_change(room: Room, p: Participant, *, version: int = 0) -> None:
+    """Tell everyone; ``version``: room-state's, for a RoomCommand's change (see ``Participant.bump``)."""
+    p.bump(version)
     room.broadcast_update(p)
-    room.reporter.participant_updated(room.name, p.info)
+
+
+def report_fields(
+    room: Room, p: Participant, *, name: str, metadata: str, attributes: Mapping[str, str]
+) -> None:
+    """The delta to room-state, which owns the record: a command's own change coming back changes
+    nothing there (no version, no event); it keeps both in step when the client's own update of
+    the same fields was still on its way."""
+    room.reporter.participant_updated(room.name, p.sid, name=name, metadata=metadata, attributes=attributes)
 
 
 def update_own(room: Room, p: Participant, request: rtc.UpdateParticipantMetadata) -> None:
@@ -72,6 +81,9 @@ def update_own(room: Room, p: Participant, request: rtc.UpdateParticipantMetadat
         reason = Reason.OK
         if apply_fields(p, name=request.name, metadata=request.metadata, attributes=request.attributes):
             publish_change(room, p)
+            report_fields(
+                room, p, name=request.name, metadata=request.metadata, attributes=request.attributes
+            )
     p.send(
         rtc.SignalResponse(
             request_response=rtc.RequestResponse(

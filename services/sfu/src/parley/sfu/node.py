@@ -29,14 +29,10 @@ EMPTY_ROOM_GRACE_SECONDS = 2.0
 
 
 class Node:
-    def __init__(
-        self, config: SfuConfig, bus: Bus, node_id: str, *, media: engine.MediaContext | None = None
-    ) -> None:
+    def __init__(self, config: SfuConfig, bus: Bus, node_id: str) -> None:
         self.config = config
         self.bus = bus
         self.node_id = node_id
-        self.media = media if media is not None else engine.configure(config.rtc)
-        """This node's media engine context (settings, counters, per-transport state)."""
         self.tasks = TaskSet(f"sfu.{node_id}")
         self.rooms: dict[str, Room] = {}
         self.reporter = StateReporter(bus, self.tasks, retry_max=config.sfu.report_retry_max)
@@ -52,7 +48,6 @@ class Node:
             node_id=self.node_id,
             reporter=self.reporter,
             on_empty=self._room_empty,
-            media=self.media,
         )
 
     async def start(self) -> None:
@@ -200,7 +195,7 @@ class Node:
 
     # -- load ---------------------------------------------------------------------------------------
     def stats(self) -> node_pb2.NodeStats:
-        packets_in, packets_out = engine.media_rates(self.media)
+        packets_in, packets_out = engine.media_rates()
         participants = sum(len(r.participants) for r in self.rooms.values())
         tracks_in = sum(len(p.published) for r in self.rooms.values() for p in r.participants.values())
         tracks_out = sum(len(p.downtracks) for r in self.rooms.values() for p in r.participants.values())

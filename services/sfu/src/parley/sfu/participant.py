@@ -139,9 +139,15 @@ class Participant:
         return self.info.kind == models.ParticipantInfo.Kind.AGENT or self.info.permission.agent
 
     # -- record ---------------------------------------------------------------------------------
-    def bump(self) -> None:
-        """Every change of the record gets a higher version; clients drop older ones."""
-        self.info.version += 1
+    def bump(self, version: int = 0) -> None:
+        """Give a change clients will see a version they take as new (they drop older ones).
+
+        ``version``: the one room-state wrote for a RoomCommand's change (room-state owns the
+        record); adopted, but never below what clients already hold (they take an equal one). 0: a
+        change of the node's own (media or signalling), reported to room-state as a delta: the next
+        version, as room-state's record gets when it applies it.
+        """
+        self.info.version = max(self.info.version, version) if version else self.info.version + 1
 
     def sync_tracks(self) -> None:
         """ParticipantInfo.tracks mirrors the bound published tracks."""

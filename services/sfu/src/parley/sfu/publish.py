@@ -151,7 +151,7 @@ def bind_offer(room: Room, p: Participant, offer_sdp: str) -> None:
             continue
         cid, info = taken
         client_codec = info.codecs[0].mime_type if info.codecs else ""
-        track = _bind(room, p, info, cid, mid, media.kind, transceiver)
+        track = _bind(p, info, cid, mid, media.kind, transceiver)
         if track is not None:
             bound.append(track)
             dynacast.track_published(room, p, track, client_codec)
@@ -165,16 +165,10 @@ def bind_offer(room: Room, p: Participant, offer_sdp: str) -> None:
 
 
 def _bind(
-    room: Room,
-    p: Participant,
-    info: models.TrackInfo,
-    cid: str,
-    mid: str,
-    kind: str,
-    transceiver: RTCRtpTransceiver,
+    p: Participant, info: models.TrackInfo, cid: str, mid: str, kind: str, transceiver: RTCRtpTransceiver
 ) -> PublishedTrack | None:
     try:
-        up = engine.UpTrack(transceiver.receiver, kind=kind, mid=mid, track_sid=info.sid, context=room.media)
+        up = engine.UpTrack(transceiver.receiver, kind=kind, mid=mid, track_sid=info.sid)
     except Exception:
         log.exception("cannot create uptrack", participant=p.sid, track=info.sid)
         return None
@@ -200,7 +194,7 @@ def unpublish(room: Room, p: Participant, track_sid: str, *, notify: bool = True
         if sid == track_sid:
             del p.bound_mids[mid]
     for other in room.participants.values():
-        subscriptions.unsubscribe(room, other, track_sid)
+        subscriptions.unsubscribe(other, track_sid)
     if track.up is not None:
         try:
             track.up.close()
@@ -214,7 +208,12 @@ def unpublish(room: Room, p: Participant, track_sid: str, *, notify: bool = True
         room.broadcast_update(p)
 
 
-def set_muted(room: Room, p: Participant, track_sid: str, muted: bool) -> bool:
+def set_muted(room: Room, p: Participant, track_sid: str, muted: bool, *, version: int = 0) -> bool:
+    """Mute or unmute a published (or pending) track; nothing when it already is that way.
+
+    ``version``: room-state's participant version for a MutePublishedTrack (it wrote the change
+    already: the report below changes nothing there); 0 for the publisher's own mute.
+    """
     track = p.published.get(track_sid)
     if track is None:
         pending = next((i for i in p.pending.values() if i.sid == track_sid), None)
@@ -232,7 +231,7 @@ def set_muted(room: Room, p: Participant, track_sid: str, muted: bool) -> bool:
             down.paused = muted
     dynacast.track_muted(room, track_sid, muted)
     p.sync_tracks()
-    p.bump()
+    p.bump(version)
     room.broadcast_update(p)
-    room.reporter.track_updated(room.name, p.sid, track.info)
+    room.reporter.track_updated(room.name, p.sid, track_sid, muted)
     return True

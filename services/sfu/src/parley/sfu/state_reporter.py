@@ -16,7 +16,7 @@ so room-state compares it with a state that already holds every earlier change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from google.protobuf.message import Message
 from livekit.protocol import models
@@ -162,9 +162,14 @@ class StateReporter:
             rs.ParticipantLeftRequest(room_name=room, participant_sid=sid, reason=reason),  # type: ignore[arg-type]
         )
 
-    def participant_updated(self, room: str, info: models.ParticipantInfo) -> None:
-        request = rs.ParticipantUpdatedRequest(room_name=room)
-        request.participant.CopyFrom(info)
+    def participant_updated(
+        self, room: str, sid: str, *, name: str, metadata: str, attributes: Mapping[str, str]
+    ) -> None:
+        """A delta (LiveKit's semantics: empty name/metadata keep, an empty attribute value deletes);
+        room-state owns the record and its version."""
+        request = rs.ParticipantUpdatedRequest(
+            room_name=room, participant_sid=sid, name=name, metadata=metadata, attributes=attributes
+        )
         self._put("participant_updated", request)
 
     def track_published(self, room: str, sid: str, track: models.TrackInfo) -> None:
@@ -178,7 +183,9 @@ class StateReporter:
             rs.TrackUnpublishedRequest(room_name=room, participant_sid=sid, track_sid=track_sid),
         )
 
-    def track_updated(self, room: str, sid: str, track: models.TrackInfo) -> None:
-        request = rs.TrackUpdatedRequest(room_name=room, participant_sid=sid)
-        request.track.CopyFrom(track)
-        self._put("track_updated", request)
+    def track_updated(self, room: str, sid: str, track_sid: str, muted: bool) -> None:
+        """The track was muted or unmuted here (a delta; room-state owns the record)."""
+        self._put(
+            "track_updated",
+            rs.TrackUpdatedRequest(room_name=room, participant_sid=sid, track_sid=track_sid, muted=muted),
+        )

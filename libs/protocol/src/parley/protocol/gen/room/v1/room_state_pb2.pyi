@@ -311,26 +311,58 @@ Global___ParticipantLeftRequest: _TypeAlias = ParticipantLeftRequest  # noqa: Y0
 
 @_typing.final
 class ParticipantUpdatedRequest(_message.Message):
-    """sfu -> room-state: the participant's record changed (name, metadata,
-    attributes, permission, tracks). room-state keeps the higher version.
+    """sfu -> room-state: the participant's name, metadata or attributes changed on the node (the
+    client's update_metadata, or a RoomCommand the node applied). A delta with LiveKit's semantics:
+    an empty name or metadata keeps the old value, an empty attribute value deletes the key.
+    room-state owns the record and its version: a delta that changes nothing (a command's own change
+    coming back) changes no version and emits no event; one that does gets version + 1.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ROOM_NAME_FIELD_NUMBER: _builtins.int
-    PARTICIPANT_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_SID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
     room_name: _builtins.str
+    participant_sid: _builtins.str
+    name: _builtins.str
+    metadata: _builtins.str
     @_builtins.property
-    def participant(self) -> _livekit_models_pb2.ParticipantInfo: ...
+    def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
         room_name: _builtins.str = ...,
-        participant: _livekit_models_pb2.ParticipantInfo | None = ...,
+        participant_sid: _builtins.str = ...,
+        name: _builtins.str = ...,
+        metadata: _builtins.str = ...,
+        attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant", "room_name", b"room_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "metadata", b"metadata", "name", b"name", "participant_sid", b"participant_sid", "room_name", b"room_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -389,25 +421,31 @@ Global___TrackUnpublishedRequest: _TypeAlias = TrackUnpublishedRequest  # noqa: 
 
 @_typing.final
 class TrackUpdatedRequest(_message.Message):
+    """sfu -> room-state: a published track was muted or unmuted on the node (the only field of a
+    published track the media side changes). Idempotent like ParticipantUpdatedRequest.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ROOM_NAME_FIELD_NUMBER: _builtins.int
     PARTICIPANT_SID_FIELD_NUMBER: _builtins.int
-    TRACK_FIELD_NUMBER: _builtins.int
+    TRACK_SID_FIELD_NUMBER: _builtins.int
+    MUTED_FIELD_NUMBER: _builtins.int
     room_name: _builtins.str
     participant_sid: _builtins.str
-    @_builtins.property
-    def track(self) -> _livekit_models_pb2.TrackInfo: ...
+    track_sid: _builtins.str
+    muted: _builtins.bool
     def __init__(
         self,
         *,
         room_name: _builtins.str = ...,
         participant_sid: _builtins.str = ...,
-        track: _livekit_models_pb2.TrackInfo | None = ...,
+        track_sid: _builtins.str = ...,
+        muted: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["track", b"track"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant_sid", b"participant_sid", "room_name", b"room_name", "track", b"track"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["muted", b"muted", "participant_sid", b"participant_sid", "room_name", b"room_name", "track_sid", b"track_sid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

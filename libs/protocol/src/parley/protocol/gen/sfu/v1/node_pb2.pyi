@@ -87,7 +87,14 @@ class RoomCommand(_message.Message):
     UPDATE_ROOM_FIELD_NUMBER: _builtins.int
     DELETE_ROOM_FIELD_NUMBER: _builtins.int
     PERFORM_RPC_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_VERSION_FIELD_NUMBER: _builtins.int
     room_name: _builtins.str
+    participant_version: _builtins.int
+    """The participant's version once room-state wrote this command's change (mute_published_track,
+    update_participant). room-state owns the record: the node does not count a version of its own
+    for the change, its participant updates to clients carry this one (never lower than a version
+    those clients already hold). 0: no version (commands that change no participant record).
+    """
     @_builtins.property
     def remove_participant(self) -> _livekit_room_pb2.RoomParticipantIdentity: ...
     @_builtins.property
@@ -120,10 +127,11 @@ class RoomCommand(_message.Message):
         update_room: _livekit_models_pb2.Room | None = ...,
         delete_room: _livekit_room_pb2.DeleteRoomRequest | None = ...,
         perform_rpc: _livekit_room_pb2.PerformRpcRequest | None = ...,
+        participant_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "perform_rpc", b"perform_rpc", "remove_participant", b"remove_participant", "send_data", b"send_data", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "perform_rpc", b"perform_rpc", "remove_participant", b"remove_participant", "room_name", b"room_name", "send_data", b"send_data", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "participant_version", b"participant_version", "perform_rpc", b"perform_rpc", "remove_participant", b"remove_participant", "room_name", b"room_name", "send_data", b"send_data", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["remove_participant", "mute_published_track", "update_participant", "update_subscriptions", "send_data", "update_room", "delete_room", "perform_rpc"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
