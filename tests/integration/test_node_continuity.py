@@ -28,7 +28,7 @@ from aiohttp import web
 from livekit import api
 from livekit.protocol import models
 
-from parley.bus import Bus, Delivery, connect, subjects
+from parley.bus import Delivery, NatsBus, connect, subjects
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.testing import Stack, load_script, poll_until
 
@@ -91,7 +91,7 @@ class Control:
         return web.Response(text=f"sfu-{index} got {self.sig.name}")
 
 
-async def room_events(bus: Bus, room: str) -> AsyncIterator[list[pb.RoomEvent]]:
+async def room_events(bus: NatsBus, room: str) -> AsyncIterator[list[pb.RoomEvent]]:
     seen: list[pb.RoomEvent] = []
 
     async def on_event(d: Delivery) -> None:

@@ -18,7 +18,7 @@ import pytest_asyncio
 from livekit import api
 from livekit.protocol import models
 
-from parley.bus import Bus, Delivery, connect, subjects
+from parley.bus import NatsBus, connect, rpcs, subjects
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.protocol.gen.sfu.v1 import node_pb2
 from parley.testing import Stack, poll_until
@@ -37,7 +37,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest_asyncio.fixture
-async def bus(stack: Stack) -> AsyncIterator[Bus]:
+async def bus(stack: Stack) -> AsyncIterator[NatsBus]:
     assert stack.nats is not None
     b = await connect(stack.nats.url, "test-room-api")
     yield b
@@ -45,15 +45,15 @@ async def bus(stack: Stack) -> AsyncIterator[Bus]:
 
 
 @pytest_asyncio.fixture
-async def node_commands(bus: Bus) -> AsyncIterator[list[node_pb2.RoomCommand]]:
+async def node_commands(bus: NatsBus) -> AsyncIterator[list[node_pb2.RoomCommand]]:
     """Answer the RoomCommands sent to NODE and keep them."""
     seen: list[node_pb2.RoomCommand] = []
 
-    async def on_command(d: Delivery) -> None:
-        seen.append(node_pb2.RoomCommand.FromString(d.data))
-        await bus.publish(d.reply, node_pb2.RoomCommandResult())
+    async def on_command(command: node_pb2.RoomCommand) -> node_pb2.RoomCommandResult:
+        seen.append(command)
+        return node_pb2.RoomCommandResult()
 
-    sub = await bus.subscribe(subjects.sfu_command(NODE), on_command)
+    sub = await bus.serve(rpcs.ROOM_COMMAND, on_command, topic=NODE, concurrent=False)
     yield seen
     await sub.unsubscribe()
 
@@ -65,19 +65,17 @@ async def lkapi(stack: Stack) -> AsyncIterator[api.LiveKitAPI]:
     await client.aclose()
 
 
-async def heartbeat(bus: Bus) -> None:
+async def heartbeat(bus: NatsBus) -> None:
     now = int(time.time())
     await bus.publish(subjects.SFU_NODES, node_pb2.NodeStats(node_id=NODE, load=0.1, updated_at=now))
 
 
-async def join(bus: Bus, room: str, identity: str) -> pb.JoinRoomResponse:
+async def join(bus: NatsBus, room: str, identity: str) -> pb.JoinRoomResponse:
     async def attempt() -> pb.JoinRoomResponse | None:
         await heartbeat(bus)
         try:
             req = pb.JoinRoomRequest(room_name=room, participant=models.ParticipantInfo(identity=identity))
-            return await bus.request(
-                subjects.room_state_rpc("JoinRoom"), req, pb.JoinRoomResponse, timeout=10
-            )
+            return await bus.call(rpcs.JOIN_ROOM, req, timeout=10)
         except Exception:
             return None
 
@@ -87,7 +85,7 @@ async def join(bus: Bus, room: str, identity: str) -> pb.JoinRoomResponse:
 
 
 async def test_every_room_service_method(
-    lkapi: api.LiveKitAPI, bus: Bus, node_commands: list[node_pb2.RoomCommand]
+    lkapi: api.LiveKitAPI, bus: NatsBus, node_commands: list[node_pb2.RoomCommand]
 ) -> None:
     room = await lkapi.room.create_room(
         api.CreateRoomRequest(name="sdk-room", empty_timeout=120, max_participants=10, metadata="m0")
@@ -112,10 +110,9 @@ async def test_every_room_service_method(
     alice = await join(bus, "sdk-room", "alice")
     await join(bus, "sdk-room", "bob")
     track = models.TrackInfo(sid="TR_alice1", type=models.TrackType.AUDIO, name="mic")
-    await bus.request(
-        subjects.room_state_rpc("TrackPublished"),
+    await bus.call(
+        rpcs.TRACK_PUBLISHED,
         pb.TrackPublishedRequest(room_name="sdk-room", participant_sid=alice.participant.sid, track=track),
-        pb.Ack,
     )
 
     people = await lkapi.room.list_participants(api.ListParticipantsRequest(room="sdk-room"))
@@ -172,7 +169,7 @@ async def test_every_room_service_method(
     assert data.data == b"hello" and data.topic == "t"
 
 
-async def test_error_classes(lkapi: api.LiveKitAPI, stack: Stack, bus: Bus) -> None:
+async def test_error_classes(lkapi: api.LiveKitAPI, stack: Stack, bus: NatsBus) -> None:
     # not found
     with pytest.raises(api.TwirpError) as err:
         await lkapi.room.delete_room(api.DeleteRoomRequest(room="missing-room"))

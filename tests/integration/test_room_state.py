@@ -11,7 +11,7 @@ import pytest_asyncio
 from livekit.protocol import models
 from livekit.protocol import room as lk
 
-from parley.bus import Bus, Delivery, ErrorCode, RpcError, connect, subjects
+from parley.bus import Delivery, ErrorCode, NatsBus, RpcError, connect, rpcs, subjects
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.protocol.gen.sfu.v1 import node_pb2
 from parley.testing import Stack, poll_until
@@ -22,18 +22,14 @@ Kind = models.ParticipantInfo.Kind
 State = models.ParticipantInfo.State
 
 
-async def heartbeat(bus: Bus, node_id: str, load: float = 0.1, draining: bool = False) -> None:
+async def heartbeat(bus: NatsBus, node_id: str, load: float = 0.1, draining: bool = False) -> None:
     now = int(time.time())
     stats = node_pb2.NodeStats(node_id=node_id, load=load, started_at=now, updated_at=now, draining=draining)
     await bus.publish(subjects.SFU_NODES, stats)
 
 
-async def rpc(bus: Bus, method: str, request: object, response_type: type, timeout: float = 10.0) -> object:
-    return await bus.request(subjects.room_state_rpc(method), request, response_type, timeout=timeout)  # type: ignore[arg-type]
-
-
 async def join(
-    bus: Bus, room: str, identity: str, kind: int = Kind.STANDARD, **kw: object
+    bus: NatsBus, room: str, identity: str, kind: int = Kind.STANDARD, **kw: object
 ) -> pb.JoinRoomResponse:
     req = pb.JoinRoomRequest(
         room_name=room,
@@ -42,7 +38,7 @@ async def join(
         connection_id=f"C_{identity}",
         **kw,  # type: ignore[arg-type]
     )
-    return await bus.request(subjects.room_state_rpc("JoinRoom"), req, pb.JoinRoomResponse, timeout=10)
+    return await bus.call(rpcs.JOIN_ROOM, req, timeout=10)
 
 
 @pytest.fixture
@@ -54,7 +50,7 @@ def stack(make_stack: Callable[..., Stack]) -> Stack:
 
 
 @pytest_asyncio.fixture
-async def sbus(stack: Stack) -> AsyncIterator[Bus]:
+async def sbus(stack: Stack) -> AsyncIterator[NatsBus]:
     assert stack.nats is not None
     b = await connect(stack.nats.url, "test-room-state")
     yield b
@@ -62,7 +58,7 @@ async def sbus(stack: Stack) -> AsyncIterator[Bus]:
 
 
 @pytest_asyncio.fixture
-async def events(sbus: Bus) -> AsyncIterator[list[pb.RoomEvent]]:
+async def events(sbus: NatsBus) -> AsyncIterator[list[pb.RoomEvent]]:
     seen: list[pb.RoomEvent] = []
 
     async def on_event(d: Delivery) -> None:
@@ -74,7 +70,7 @@ async def events(sbus: Bus) -> AsyncIterator[list[pb.RoomEvent]]:
     yield seen
 
 
-async def _stream_exists(bus: Bus) -> bool:
+async def _stream_exists(bus: NatsBus) -> bool:
     try:
         await bus.jetstream.stream_info(subjects.EVENTS_STREAM)
         return True
@@ -86,14 +82,14 @@ def names(events: list[pb.RoomEvent], room: str) -> list[str]:
     return [e.event for e in events if e.room.name == room]
 
 
-async def test_join_without_node_is_unavailable(sbus: Bus) -> None:
+async def test_join_without_node_is_unavailable(sbus: NatsBus) -> None:
     with pytest.raises(RpcError) as err:
         await join(sbus, "no-node", "alice")
     assert err.value.code is ErrorCode.UNAVAILABLE
     assert err.value.message == "no SFU node available"
 
 
-async def test_join_lifecycle_events_and_placement(sbus: Bus, events: list[pb.RoomEvent]) -> None:
+async def test_join_lifecycle_events_and_placement(sbus: NatsBus, events: list[pb.RoomEvent]) -> None:
     await heartbeat(sbus, "SFU_busy", load=0.9)
     await heartbeat(sbus, "SFU_idle", load=0.1)
     await heartbeat(sbus, "SFU_draining", load=0.0, draining=True)
@@ -123,31 +119,19 @@ async def test_join_lifecycle_events_and_placement(sbus: Bus, events: list[pb.Ro
     assert second.replaced.connection_id == "C_alice"
     sid = second.participant.sid
 
-    await rpc(
-        sbus, "ParticipantActive", pb.ParticipantActiveRequest(room_name="r1", participant_sid=sid), pb.Ack
-    )
+    await sbus.call(rpcs.PARTICIPANT_ACTIVE, pb.ParticipantActiveRequest(room_name="r1", participant_sid=sid))
     track = models.TrackInfo(sid="TR_a1", type=models.TrackType.AUDIO, name="mic")
-    await rpc(
-        sbus,
-        "TrackPublished",
-        pb.TrackPublishedRequest(room_name="r1", participant_sid=sid, track=track),
-        pb.Ack,
+    await sbus.call(
+        rpcs.TRACK_PUBLISHED, pb.TrackPublishedRequest(room_name="r1", participant_sid=sid, track=track)
     )
-    got = await rpc(
-        sbus,
-        "GetParticipant",
-        lk.RoomParticipantIdentity(room="r1", identity="alice"),
-        models.ParticipantInfo,
-    )
+    got = await sbus.call(rpcs.GET_PARTICIPANT, lk.RoomParticipantIdentity(room="r1", identity="alice"))
     assert isinstance(got, models.ParticipantInfo)
     assert got.state == State.ACTIVE and [t.sid for t in got.tracks] == ["TR_a1"]
-    await rpc(
-        sbus,
-        "TrackUnpublished",
+    await sbus.call(
+        rpcs.TRACK_UNPUBLISHED,
         pb.TrackUnpublishedRequest(room_name="r1", participant_sid=sid, track_sid="TR_a1"),
-        pb.Ack,
     )
-    await rpc(sbus, "ParticipantLeft", pb.ParticipantLeftRequest(room_name="r1", participant_sid=sid), pb.Ack)
+    await sbus.call(rpcs.PARTICIPANT_LEFT, pb.ParticipantLeftRequest(room_name="r1", participant_sid=sid))
 
     expected = [
         "room_started",
@@ -169,11 +153,9 @@ async def test_join_lifecycle_events_and_placement(sbus: Bus, events: list[pb.Ro
     assert ours[4].room.num_participants == 1
 
 
-async def test_max_participants_and_missing_room(sbus: Bus, stack: Stack) -> None:
+async def test_max_participants_and_missing_room(sbus: NatsBus, stack: Stack) -> None:
     await heartbeat(sbus, "SFU_a")
-    created = await rpc(
-        sbus, "CreateRoom", lk.CreateRoomRequest(name="small", max_participants=1), models.Room
-    )
+    created = await sbus.call(rpcs.CREATE_ROOM, lk.CreateRoomRequest(name="small", max_participants=1))
     assert isinstance(created, models.Room) and created.max_participants == 1
     await poll_until(lambda: _joins(sbus, "small", "p1"), timeout=10, message="first join")
     with pytest.raises(RpcError) as err:
@@ -181,7 +163,7 @@ async def test_max_participants_and_missing_room(sbus: Bus, stack: Stack) -> Non
     assert err.value.code is ErrorCode.RESOURCE_EXHAUSTED
 
 
-async def _joins(bus: Bus, room: str, identity: str) -> bool:
+async def _joins(bus: NatsBus, room: str, identity: str) -> bool:
     try:
         await join(bus, room, identity)
         return True
@@ -189,23 +171,15 @@ async def _joins(bus: Bus, room: str, identity: str) -> bool:
         return False
 
 
-async def test_agents_do_not_keep_room_open(sbus: Bus, events: list[pb.RoomEvent]) -> None:
+async def test_agents_do_not_keep_room_open(sbus: NatsBus, events: list[pb.RoomEvent]) -> None:
     await heartbeat(sbus, "SFU_a")
     await poll_until(lambda: _joins(sbus, "agents", "human"), timeout=10, message="human joins")
     agent = await join(sbus, "agents", "agent-1", kind=Kind.AGENT)
-    human = await rpc(
-        sbus,
-        "GetParticipant",
-        lk.RoomParticipantIdentity(room="agents", identity="human"),
-        models.ParticipantInfo,
-    )
+    human = await sbus.call(rpcs.GET_PARTICIPANT, lk.RoomParticipantIdentity(room="agents", identity="human"))
     assert isinstance(human, models.ParticipantInfo)
     start = time.monotonic()
-    await rpc(
-        sbus,
-        "ParticipantLeft",
-        pb.ParticipantLeftRequest(room_name="agents", participant_sid=human.sid),
-        pb.Ack,
+    await sbus.call(
+        rpcs.PARTICIPANT_LEFT, pb.ParticipantLeftRequest(room_name="agents", participant_sid=human.sid)
     )
     # departure_timeout is 1 s: the room closes although the agent is still in it.
     await poll_until(lambda: "room_finished" in names(events, "agents"), timeout=10, message="room_finished")
@@ -215,13 +189,13 @@ async def test_agents_do_not_keep_room_open(sbus: Bus, events: list[pb.RoomEvent
         e.event == "participant_connection_aborted" and e.participant.sid == agent.participant.sid
         for e in finished
     )
-    listed = await rpc(sbus, "ListRooms", lk.ListRoomsRequest(names=["agents"]), lk.ListRoomsResponse)
+    listed = await sbus.call(rpcs.LIST_ROOMS, lk.ListRoomsRequest(names=["agents"]))
     assert isinstance(listed, lk.ListRoomsResponse) and list(listed.rooms) == []
 
 
-async def test_concurrent_create_gives_one_room(sbus: Bus) -> None:
+async def test_concurrent_create_gives_one_room(sbus: NatsBus) -> None:
     results = await asyncio.gather(
-        *[rpc(sbus, "CreateRoom", lk.CreateRoomRequest(name="race"), models.Room) for _ in range(8)]
+        *[sbus.call(rpcs.CREATE_ROOM, lk.CreateRoomRequest(name="race")) for _ in range(8)]
     )
     sids = {r.sid for r in results if isinstance(r, models.Room)}
     assert len(sids) == 1

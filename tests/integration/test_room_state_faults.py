@@ -10,7 +10,7 @@ import pytest
 from livekit.protocol import models
 from livekit.protocol import room as lk
 
-from parley.bus import Bus, Delivery, connect, subjects
+from parley.bus import Delivery, NatsBus, connect, rpcs, subjects
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.protocol.gen.sfu.v1 import node_pb2
 from parley.testing import Stack, poll_until
@@ -18,12 +18,12 @@ from parley.testing import Stack, poll_until
 pytestmark = pytest.mark.integration
 
 
-async def _bus(stack: Stack) -> Bus:
+async def _bus(stack: Stack) -> NatsBus:
     assert stack.nats is not None
     return await connect(stack.nats.url, "test-faults")
 
 
-async def _collect(bus: Bus, durable: str) -> list[pb.RoomEvent]:
+async def _collect(bus: NatsBus, durable: str) -> list[pb.RoomEvent]:
     seen: list[pb.RoomEvent] = []
 
     async def on_event(d: Delivery) -> None:
@@ -34,13 +34,8 @@ async def _collect(bus: Bus, durable: str) -> list[pb.RoomEvent]:
     return seen
 
 
-async def _list(bus: Bus, names: list[str] | None = None) -> list[models.Room]:
-    resp = await bus.request(
-        subjects.room_state_rpc("ListRooms"),
-        lk.ListRoomsRequest(names=names or []),
-        lk.ListRoomsResponse,
-        timeout=5,
-    )
+async def _list(bus: NatsBus, names: list[str] | None = None) -> list[models.Room]:
+    resp = await bus.call(rpcs.LIST_ROOMS, lk.ListRoomsRequest(names=names or []), timeout=5)
     return list(resp.rooms)
 
 
@@ -49,15 +44,10 @@ async def test_kill_and_restart_loses_nothing_and_keeps_deadlines(make_stack: Ca
     bus = await _bus(stack)
     try:
         events = await _collect(bus, "faults")
-        short = await bus.request(
-            subjects.room_state_rpc("CreateRoom"), lk.CreateRoomRequest(name="short"), models.Room, timeout=10
-        )
+        short = await bus.call(rpcs.CREATE_ROOM, lk.CreateRoomRequest(name="short"), timeout=10)
         keep = [
-            await bus.request(
-                subjects.room_state_rpc("CreateRoom"),
-                lk.CreateRoomRequest(name=f"keep-{i}", empty_timeout=600),
-                models.Room,
-                timeout=10,
+            await bus.call(
+                rpcs.CREATE_ROOM, lk.CreateRoomRequest(name=f"keep-{i}", empty_timeout=600), timeout=10
             )
             for i in range(5)
         ]
@@ -95,21 +85,14 @@ async def test_two_instances_keep_one_consistent_room(make_stack: Callable[..., 
         await bus.publish(subjects.SFU_NODES, node_pb2.NodeStats(node_id="SFU_x", load=0.2, updated_at=now))
 
         async def create() -> models.Room:
-            return await bus.request(
-                subjects.room_state_rpc("CreateRoom"),
-                lk.CreateRoomRequest(name="shared"),
-                models.Room,
-                timeout=10,
-            )
+            return await bus.call(rpcs.CREATE_ROOM, lk.CreateRoomRequest(name="shared"), timeout=10)
 
         created = await asyncio.gather(*[create() for _ in range(10)])
         assert len({r.sid for r in created}) == 1, "concurrent CreateRoom made several rooms"
 
         async def join(i: int) -> pb.JoinRoomResponse:
             req = pb.JoinRoomRequest(room_name="shared", participant=models.ParticipantInfo(identity=f"p{i}"))
-            return await bus.request(
-                subjects.room_state_rpc("JoinRoom"), req, pb.JoinRoomResponse, timeout=15
-            )
+            return await bus.call(rpcs.JOIN_ROOM, req, timeout=15)
 
         async def joined_all() -> list[pb.JoinRoomResponse] | None:
             try:
@@ -121,12 +104,7 @@ async def test_two_instances_keep_one_consistent_room(make_stack: Callable[..., 
         joins = await poll_until(joined_all, timeout=20, message="20 concurrent joins")
         assert joins is not None
         assert all(j.node_id == "SFU_x" for j in joins)
-        people = await bus.request(
-            subjects.room_state_rpc("ListParticipants"),
-            lk.ListParticipantsRequest(room="shared"),
-            lk.ListParticipantsResponse,
-            timeout=5,
-        )
+        people = await bus.call(rpcs.LIST_PARTICIPANTS, lk.ListParticipantsRequest(room="shared"), timeout=5)
         # Each identity is in exactly once, with the sid its last join was given.
         by_identity = {p.identity: p.sid for p in people.participants}
         assert len(people.participants) == 20 and len(by_identity) == 20

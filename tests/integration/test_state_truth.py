@@ -30,7 +30,7 @@ from livekit.protocol import models
 from livekit.protocol import room as lk
 
 from parley.auth import Claims, VideoGrant, create_token
-from parley.bus import Bus, Delivery, connect, subjects
+from parley.bus import Delivery, NatsBus, connect, rpcs, subjects
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.testing import Stack, poll_until
 
@@ -100,7 +100,7 @@ def _first_of(events: Events, event: str, sid: str) -> Callable[[], pb.RoomEvent
     return lambda: events.first(event, sid)
 
 
-async def _events(bus: Bus, room: str) -> Events:
+async def _events(bus: NatsBus, room: str) -> Events:
     events = Events()
 
     async def on_event(d: Delivery) -> None:
@@ -113,20 +113,15 @@ async def _events(bus: Bus, room: str) -> Events:
     return events
 
 
-async def _listed(bus: Bus, room: str) -> dict[str, models.ParticipantInfo] | None:
+async def _listed(bus: NatsBus, room: str) -> dict[str, models.ParticipantInfo] | None:
     try:
-        resp = await bus.request(
-            subjects.room_state_rpc("ListParticipants"),
-            lk.ListParticipantsRequest(room=room),
-            lk.ListParticipantsResponse,
-            timeout=2,
-        )
+        resp = await bus.call(rpcs.LIST_PARTICIPANTS, lk.ListParticipantsRequest(room=room), timeout=2)
     except Exception:
         return None
     return {p.identity: p for p in resp.participants}
 
 
-async def _listed_is(bus: Bus, room: str, identities: set[str], *, active: bool = True) -> bool:
+async def _listed_is(bus: NatsBus, room: str, identities: set[str], *, active: bool = True) -> bool:
     listed = await _listed(bus, room)
     if listed is None or set(listed) != identities:
         return False
@@ -184,7 +179,7 @@ async def _wait_story(events: Events, sid: str, left: int | None) -> None:
     _assert_one_story(events, sid, left=left)
 
 
-async def _stack_and_bus(make_stack: Callable[..., Stack], **kw: object) -> tuple[Stack, Bus]:
+async def _stack_and_bus(make_stack: Callable[..., Stack], **kw: object) -> tuple[Stack, NatsBus]:
     stack = make_stack(services=SERVICES, config=CONFIG, **kw)
     assert stack.nats is not None
     return stack, await connect(stack.nats.url, "test-state-truth")

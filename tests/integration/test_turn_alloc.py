@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 from aioice import stun, turn
 
-from parley.bus import Bus, ErrorCode, RpcError, connect, subjects
-from parley.protocol.gen.turn.v1 import turn_pb2
+from parley.bus import ErrorCode, NatsBus, RpcError, connect, rpcs
 from parley.devprocs.coturn import Coturn
+from parley.protocol.gen.turn.v1 import turn_pb2
 from parley.testing import Stack, poll_until
 
 pytestmark = pytest.mark.integration
@@ -55,9 +55,9 @@ def start_turn_alloc(make_stack: Callable[..., Stack], config: dict[str, Any], *
 
 @pytest_asyncio.fixture
 async def client_bus() -> AsyncIterator[Callable[[Stack], Any]]:
-    buses: list[Bus] = []
+    buses: list[NatsBus] = []
 
-    async def open_bus(stack: Stack) -> Bus:
+    async def open_bus(stack: Stack) -> NatsBus:
         assert stack.nats is not None
         bus = await connect(stack.nats.url, "turn-test")
         buses.append(bus)
@@ -69,14 +69,12 @@ async def client_bus() -> AsyncIterator[Callable[[Stack], Any]]:
 
 
 async def ice_servers(
-    bus: Bus, identity: str = "alice", *, room: str = "room", sid: str = "", region: str = ""
+    bus: NatsBus, identity: str = "alice", *, room: str = "room", sid: str = "", region: str = ""
 ) -> turn_pb2.IceServersResponse:
     request = turn_pb2.IceServersRequest(
         room_name=room, participant_identity=identity, participant_sid=sid, region=region
     )
-    return await bus.request(
-        subjects.turn_rpc("IceServers"), request, turn_pb2.IceServersResponse, timeout=10
-    )
+    return await bus.call(rpcs.ICE_SERVERS, request, timeout=10)
 
 
 def ports(answer: turn_pb2.IceServersResponse) -> list[int]:

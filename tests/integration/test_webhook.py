@@ -25,9 +25,9 @@ from livekit import api as lkapi
 from livekit.protocol import agent as lk_agent
 from livekit.protocol import models as lk_models
 
-from parley.bus import Bus, connect, subjects
-from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
+from parley.bus import NatsBus, connect, subjects
 from parley.devprocs.processes import free_port
+from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
 from parley.testing import TEST_API_KEY, TEST_API_SECRET, Stack, poll_until
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,7 @@ def node_events(url: str) -> dict[str, Any]:
 
 
 class Producer:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: NatsBus) -> None:
         self.bus = bus
         self.sequence: dict[str, int] = {}
         self.published: dict[str, list[str]] = {}
@@ -175,7 +175,7 @@ class Producer:
 
 @pytest_asyncio.fixture
 async def producer(request: pytest.FixtureRequest) -> AsyncIterator[Callable[[Stack], Any]]:
-    buses: list[Bus] = []
+    buses: list[NatsBus] = []
 
     async def make(stack: Stack) -> Producer:
         assert stack.nats is not None

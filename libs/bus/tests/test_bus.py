@@ -1,4 +1,7 @@
-"""The bus against a real nats-server: RPC, queue groups, JetStream, and surviving a restart."""
+"""NatsBus against a real nats-server: JetStream, surviving a restart, retries seen on the wire.
+
+What every bus must do (RPC, error codes, queue groups, wildcards) is the contract suite in
+``contract/``, run against NatsBus and MemoryBus alike."""
 
 from __future__ import annotations
 
@@ -7,48 +10,11 @@ import asyncio
 import pytest
 from livekit.protocol import models
 
-from parley.bus import Bus, Delivery, ErrorCode, NoResponders, RpcError, connect, subjects
+from parley.bus import Delivery, NatsBus, NoResponders, Rpc, connect, subjects
 from parley.devprocs.processes import NatsServer
 from parley.testing import poll_until
 
 pytestmark = pytest.mark.integration
-
-
-async def test_request_reply_and_error_codes(bus: Bus) -> None:
-    async def handler(req: models.Room) -> models.Room:
-        if req.name == "missing":
-            raise RpcError(ErrorCode.NOT_FOUND, "room does not exist")
-        return models.Room(name=req.name, sid="RM_x")
-
-    await bus.serve("t.rpc", models.Room, handler, queue="q")
-    reply = await bus.request("t.rpc", models.Room(name="a"), models.Room)
-    assert reply.sid == "RM_x"
-    with pytest.raises(RpcError) as err:
-        await bus.request("t.rpc", models.Room(name="missing"), models.Room)
-    assert err.value.code is ErrorCode.NOT_FOUND
-    with pytest.raises(RpcError) as bad:
-        await bus.request("t.rpc", b"\xff\xff\xff", models.Room)
-    assert bad.value.code is ErrorCode.MALFORMED
-    with pytest.raises(NoResponders):
-        await bus.request("t.nobody", models.Room(), models.Room, timeout=1)
-
-
-async def test_queue_group_delivers_once(bus: Bus) -> None:
-    got: list[str] = []
-
-    async def a(d: Delivery) -> None:
-        got.append("a")
-
-    async def b(d: Delivery) -> None:
-        got.append("b")
-
-    await bus.subscribe("t.q", a, queue="g")
-    await bus.subscribe("t.q", b, queue="g")
-    for _ in range(20):
-        await bus.publish("t.q", b"x")
-    await poll_until(lambda: len(got) == 20, message="20 deliveries")
-    await asyncio.sleep(0.1)
-    assert len(got) == 20
 
 
 async def test_survives_server_restart(nats_server: NatsServer) -> None:
@@ -100,19 +66,29 @@ async def test_survives_server_restart(nats_server: NatsServer) -> None:
         await bus.aclose()
 
 
-async def test_request_waits_for_a_shared_responder_to_appear(bus: Bus) -> None:
+WAIT_TEST: Rpc[models.Room, models.Room] = Rpc(
+    "WaitTest",
+    models.Room,
+    models.Room,
+    subjects.room_state_rpc("WaitTest"),
+    "test",
+    queue="room-state",
+    shared=True,
+)
+
+
+async def test_request_waits_for_a_shared_responder_to_appear(bus: NatsBus) -> None:
     """A restarting room-state delays a request up to ``responder_wait``; one node's subject does not."""
 
     async def handler(req: models.Room) -> models.Room:
         return models.Room(name=req.name.upper())
 
-    subject = subjects.room_state_rpc("WaitTest")
     sent = bus.client.stats["out_msgs"]
-    call = asyncio.ensure_future(bus.request(subject, models.Room(name="x"), models.Room, responder_wait=30))
+    call = asyncio.ensure_future(bus.call(WAIT_TEST, models.Room(name="x"), responder_wait=30))
     # two attempts found nobody, and the call still waits
     await poll_until(lambda: bus.client.stats["out_msgs"] >= sent + 2, timeout=10, message="a second attempt")
     assert not call.done()
-    await bus.serve(subject, models.Room, handler, queue="room-state")
+    await bus.serve(WAIT_TEST, handler)
     assert (await asyncio.wait_for(call, 10)).name == "X"
 
     with pytest.raises(NoResponders):  # the default: at once

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from google.protobuf.empty_pb2 import Empty
 
-from parley.bus import connect, subjects
+from parley.bus import connect, rpcs
 from parley.devprocs.processes import ManagedProcess, NatsServer, free_port, service_process
 from parley.testing import poll_until
 
@@ -50,7 +50,7 @@ async def test_health_metrics_and_drain_on_sigterm(nats_server: NatsServer, tmp_
         assert get(f"{base}/readyz")[0] == 503  # alive, but no room-state, SFU... answers it
         bus = await connect(nats_server.url, "runtime-test")
         try:  # every service answers its ping once started
-            await bus.request(subjects.service_ping("signaling"), Empty(), Empty, timeout=5)
+            await bus.call(rpcs.PING, Empty(), topic="signaling", timeout=5)
         finally:
             await bus.aclose()
         status, metrics = get(f"{base}/metrics")

@@ -12,6 +12,7 @@ import pytest_asyncio
 from google.protobuf.message import Message
 from livekit.protocol import models, rtc
 
+from parley.bus import Rpc
 from parley.observability import TaskSet
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.protocol.gen.signal.v1 import relay_pb2
@@ -37,6 +38,10 @@ class FakeBus:
     ) -> Message:
         self.requests.append((subject, message))
         return response_type()
+
+    async def call(self, rpc: Rpc[Any, Any], message: Message, **kw: Any) -> Message:
+        """``Bus.call`` as the request it makes on the wire."""
+        return await self.request(rpc.subject(kw.pop("topic", "")), message, rpc.response, **kw)
 
 
 @pytest_asyncio.fixture

@@ -13,6 +13,7 @@ import pytest_asyncio
 from google.protobuf.message import Message
 from livekit.protocol import models, rtc
 
+from parley.bus import Rpc
 from parley.observability import TaskSet
 from parley.sfu import permissions, signal_handler, subscriptions
 from parley.sfu.config import SfuConfig
@@ -32,6 +33,10 @@ class FakeBus:
         self, subject: str, message: Message, response_type: type[Message], **_: Any
     ) -> Message:
         return response_type()
+
+    async def call(self, rpc: Rpc[Any, Any], message: Message, **kw: Any) -> Message:
+        """``Bus.call`` as the request it makes on the wire."""
+        return await self.request(rpc.subject(kw.pop("topic", "")), message, rpc.response, **kw)
 
 
 class FakeOutbox:

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from google.protobuf.message import Message
 
-from parley.bus import ErrorCode, NoResponders, RpcError, RpcTimeout
+from parley.bus import ErrorCode, NoResponders, Rpc, RpcError, RpcTimeout
 from parley.observability import TaskSet
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.sfu.state_reporter import StateReporter
@@ -39,6 +39,10 @@ class FlakyBus:
             raise RpcError(ErrorCode.NOT_FOUND, "participant does not exist")
         self.landed.append(message)
         return response_type()
+
+    async def call(self, rpc: Rpc[Any, Any], message: Message, **kw: Any) -> Message:
+        """``Bus.call`` as the request it makes on the wire."""
+        return await self.request(rpc.subject(kw.pop("topic", "")), message, rpc.response, **kw)
 
 
 @pytest_asyncio.fixture

@@ -1,19 +1,34 @@
 """The one place that knows NATS: typed subjects, publish/subscribe, queue groups,
 request/reply with timeouts and error codes, JetStream streams, consumers and KV."""
 
-from parley.bus import subjects
+from parley.bus import rpcs, subjects
+from parley.bus.binding import Binding, bind, serve_all
+from parley.bus.contract import Rpc, Scope, Topic
+from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, ErrorCode, NoResponders, RpcError, RpcTimeout
-from parley.bus.nats_bus import Bus, Delivery, Subscription, connect
+from parley.bus.interfaces import Bus, Subscription
+from parley.bus.memory import MemoryBus
+from parley.bus.nats_bus import NatsBus, connect
 
 __all__ = [
+    "Binding",
     "Bus",
     "BusError",
     "Delivery",
     "ErrorCode",
+    "Handler",
+    "MemoryBus",
+    "NatsBus",
     "NoResponders",
+    "Rpc",
     "RpcError",
     "RpcTimeout",
+    "Scope",
     "Subscription",
+    "Topic",
+    "bind",
     "connect",
+    "rpcs",
+    "serve_all",
     "subjects",
 ]

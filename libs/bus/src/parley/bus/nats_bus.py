@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import nats
 import nats.errors
 import nats.js.errors
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription as NatsSubscription
+from nats.aio.subscription import Subscription as _NatsSub
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -27,13 +25,15 @@ from nats.js.api import (
 from nats.js.kv import KeyValue
 
 from parley.bus import subjects
-from parley.bus.errors import BusError, ErrorCode, NoResponders, RpcError, RpcTimeout
+from parley.bus.contract import Rpc
+from parley.bus.delivery import Delivery, Handler
+from parley.bus.errors import BusError, NoResponders, RpcTimeout
+from parley.bus.responder import Reply, answer, read_reply
+from parley.observability import get_logger
 from parley.observability.tasks import TaskSet, raise_if_cancelling
 
-_log = logging.getLogger("parley.bus")
+_log = get_logger("parley.bus")
 
-ERROR_CODE_HEADER = "Parley-Error-Code"
-ERROR_MESSAGE_HEADER = "Parley-Error-Message"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 RESPONDER_RETRY_MIN = 0.05
@@ -49,52 +49,10 @@ def _encode(payload: Payload) -> bytes:
     return payload if isinstance(payload, bytes) else payload.SerializeToString()
 
 
-@dataclass(slots=True)
-class Delivery:
-    """One received message. For JetStream deliveries ``ack``/``nak`` settle it."""
-
-    subject: str
-    data: bytes
-    headers: dict[str, str]
-    reply: str
-    _msg: Msg | None = field(default=None, repr=False)
-
-    @property
-    def num_delivered(self) -> int:
-        if self._msg is None or not self._msg.reply:
-            return 1
-        return int(self._msg.metadata.num_delivered)
-
-    @property
-    def stream_sequence(self) -> int:
-        if self._msg is None or not self._msg.reply:
-            return 0
-        return int(self._msg.metadata.sequence.stream)
-
-    async def ack(self) -> None:
-        if self._msg is not None:
-            await self._msg.ack_sync()
-
-    async def nak(self, delay: float | None = None) -> None:
-        if self._msg is not None:
-            await self._msg.nak(delay=delay)
-
-    async def in_progress(self) -> None:
-        if self._msg is not None:
-            await self._msg.in_progress()
-
-    async def term(self) -> None:
-        if self._msg is not None:
-            await self._msg.term()
-
-
-Handler = Callable[[Delivery], Awaitable[None]]
-
-
-class Subscription:
+class NatsSubscription:
     """A live subscription; nats-py resubscribes it after a reconnect."""
 
-    def __init__(self, sub: NatsSubscription) -> None:
+    def __init__(self, sub: _NatsSub) -> None:
         self._sub = sub
 
     async def unsubscribe(self) -> None:
@@ -110,7 +68,7 @@ def _delivery(msg: Msg) -> Delivery:
     )
 
 
-class Bus:
+class NatsBus:
     """Publish/subscribe, queue groups, RPC and JetStream over one NATS connection."""
 
     def __init__(self, nc: Client, name: str) -> None:
@@ -135,16 +93,16 @@ class Bus:
     async def publish(self, subject: str, payload: Payload, headers: dict[str, str] | None = None) -> None:
         await self._nc.publish(subject, _encode(payload), headers=headers)
 
-    async def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> Subscription:
+    async def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> NatsSubscription:
         """Messages of one subscription are handled one at a time, in order."""
 
         async def callback(msg: Msg) -> None:
             try:
                 await handler(_delivery(msg))
             except Exception:
-                _log.exception("handler for %s failed", subject)
+                _log.exception("subscription handler failed", subject=subject)
 
-        return Subscription(await self._nc.subscribe(subject, queue=queue, cb=callback))
+        return NatsSubscription(await self._nc.subscribe(subject, queue=queue, cb=callback))
 
     async def request(
         self,
@@ -155,14 +113,37 @@ class Bus:
         timeout: float = 5.0,
         responder_wait: float | None = None,
     ) -> Resp:
-        """Call a responder; raise RpcError with its code, RpcTimeout or NoResponders.
+        """Call a responder on a raw subject; raise RpcError with its code, RpcTimeout or
+        NoResponders. Prefer ``call`` with a declaration from ``rpcs``.
 
         ``responder_wait`` (default: the bus's) bounds how long a shared subject without a
         responder is retried; the answer itself then has ``timeout``.
         """
         wait = self.responder_wait if responder_wait is None else responder_wait
-        data = _encode(request)
-        deadline = asyncio.get_running_loop().time() + (wait if subjects.shared_responder(subject) else 0.0)
+        shared = subjects.shared_responder(subject)
+        return await self._request(subject, _encode(request), response_type, timeout, wait if shared else 0.0)
+
+    async def call(
+        self,
+        rpc: Rpc[Req, Resp],
+        request: Req,
+        *,
+        topic: str = "",
+        timeout: float = 5.0,
+        responder_wait: float | None = None,
+    ) -> Resp:
+        """Call ``rpc`` (on ``rpc.subject(topic)``); errors as ``request``. A shared RPC without a
+        responder is retried for ``responder_wait`` (default: the bus's)."""
+        wait = self.responder_wait if responder_wait is None else responder_wait
+        data = request.SerializeToString()
+        return await self._request(
+            rpc.subject(topic), data, rpc.response, timeout, wait if rpc.shared else 0.0
+        )
+
+    async def _request(
+        self, subject: str, data: bytes, response_type: type[Resp], timeout: float, wait: float
+    ) -> Resp:
+        deadline = asyncio.get_running_loop().time() + wait
         pause = RESPONDER_RETRY_MIN
         while True:
             try:
@@ -176,70 +157,39 @@ class Bus:
                 pause = min(pause * 2, RESPONDER_RETRY_MAX)
             except nats.errors.TimeoutError as exc:
                 raise RpcTimeout(f"no answer on {subject} within {timeout}s") from exc
-        headers = msg.headers or {}
-        if code := headers.get(ERROR_CODE_HEADER):
-            raise RpcError(code, headers.get(ERROR_MESSAGE_HEADER, ""))
-        response = response_type()
-        try:
-            response.ParseFromString(msg.data)
-        except DecodeError as exc:
-            raise RpcError(ErrorCode.INTERNAL, f"malformed reply on {subject}") from exc
-        return response
+        return read_reply(subject, msg.data, msg.headers, response_type)
 
     async def serve(
         self,
-        subject: str,
-        request_type: type[Req],
-        handler: Callable[[Req], Awaitable[Message]],
+        rpc: Rpc[Req, Resp],
+        handler: Callable[[Req], Awaitable[Resp]],
         *,
-        queue: str = "",
+        topic: str = "",
         concurrent: bool = True,
-    ) -> Subscription:
-        """Answer requests on ``subject``. Raise RpcError in ``handler`` to answer with a code.
+    ) -> NatsSubscription:
+        """Answer ``rpc`` on ``rpc.subject(topic)`` in its queue group. Raise RpcError in
+        ``handler`` to answer with a code. With ``concurrent`` each request runs in its own
+        owned task (order is not kept)."""
+        subject = rpc.subject(topic)
 
-        With ``concurrent`` each request runs in its own owned task (order is not kept).
-        """
-
-        async def answer(msg: Msg) -> None:
-            request = request_type()
-            try:
-                request.ParseFromString(msg.data)
-            except DecodeError:
-                await self._reply_error(msg, ErrorCode.MALFORMED, f"cannot decode {request_type.__name__}")
-                return
-            try:
-                response = await handler(request)
-            except RpcError as exc:
-                await self._reply_error(msg, exc.code, exc.message)
-                return
-            except BusError as exc:
-                await self._reply_error(msg, exc.code, str(exc))
-                return
-            except Exception as exc:
-                _log.exception("rpc handler for %s failed", subject)
-                await self._reply_error(msg, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-                return
+        async def respond(msg: Msg) -> None:
+            reply = await answer(subject, rpc.request, msg.data, handler)
             if msg.reply:
-                await self._safe_publish(msg.reply, response.SerializeToString())
+                await self._safe_publish(msg.reply, reply)
 
         async def callback(msg: Msg) -> None:
             if concurrent:
-                self._tasks.spawn(answer(msg), name=f"rpc:{subject}")
+                self._tasks.spawn(respond(msg), name=f"rpc:{subject}")
             else:
-                await answer(msg)
+                await respond(msg)
 
-        return Subscription(await self._nc.subscribe(subject, queue=queue, cb=callback))
+        return NatsSubscription(await self._nc.subscribe(subject, queue=rpc.queue_group(topic), cb=callback))
 
-    async def _reply_error(self, msg: Msg, code: ErrorCode, message: str) -> None:
-        if msg.reply:
-            headers = {ERROR_CODE_HEADER: str(code), ERROR_MESSAGE_HEADER: message[:4000]}
-            await self._safe_publish(msg.reply, b"", headers)
-
-    async def _safe_publish(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+    async def _safe_publish(self, subject: str, reply: Reply) -> None:
         try:
-            await self._nc.publish(subject, data, headers=headers)
+            await self._nc.publish(subject, reply.data, headers=reply.headers)
         except Exception:
-            _log.exception("cannot reply on %s", subject)
+            _log.exception("cannot reply", subject=subject)
 
     # JetStream ---------------------------------------------------------------------------------
 
@@ -335,7 +285,7 @@ class Bus:
                     except asyncio.CancelledError:
                         raise
                     except Exception:
-                        _log.exception("consumer %s handler failed; redelivering", durable)
+                        _log.exception("consumer handler failed; redelivering", consumer=durable)
                         try:
                             await msg.nak(delay=1.0)
                         except Exception:
@@ -346,7 +296,7 @@ class Bus:
                 raise_if_cancelling()
                 if self._nc.is_closed:
                     return  # the bus was closed under us: nothing left to consume
-                _log.warning("consumer %s interrupted (%s); retrying", durable, exc)
+                _log.warning("consumer interrupted; retrying", consumer=durable, error=str(exc))
                 if sub is not None and isinstance(exc, nats.js.errors.NotFoundError):
                     sub = None
                 await asyncio.sleep(backoff)
@@ -384,11 +334,11 @@ class Bus:
             await self._nc.close()
 
 
-async def connect(url: str, name: str, *, connect_timeout: float = 5.0) -> Bus:
+async def connect(url: str, name: str, *, connect_timeout: float = 5.0) -> NatsBus:
     """Connect with endless reconnects; subscriptions come back after a server restart."""
 
     async def on_error(exc: Exception) -> None:
-        _log.warning("nats error: %s", exc)
+        _log.warning("nats error", error=str(exc))
 
     async def on_disconnect() -> None:
         _log.warning("nats disconnected")
@@ -413,4 +363,4 @@ async def connect(url: str, name: str, *, connect_timeout: float = 5.0) -> Bus:
         nc = await asyncio.wait_for(nats.connect(**options), timeout=connect_timeout * 2)
     except Exception as exc:
         raise BusError(f"cannot connect to NATS at {url}: {exc}") from exc
-    return Bus(nc, name)
+    return NatsBus(nc, name)

@@ -13,12 +13,15 @@ from typing import Any, Protocol, TypeVar
 
 from google.protobuf.empty_pb2 import Empty
 
-from parley.bus import Bus, ErrorCode, RpcError, connect, subjects
+from parley.bus import ErrorCode, NatsBus, Rpc, RpcError, bind, connect, rpcs, serve_all
 from parley.config import ConfigError, ParleyConfig, load_config
 from parley.observability import configure_logging, configure_metrics, configure_tracing, get_logger
 from parley.runtime.health import HealthServer
 
 C = TypeVar("C", bound=ParleyConfig)
+
+SERVES: tuple[Rpc[Any, Any], ...] = (rpcs.PING,)
+"""What ``run_service`` serves for every service (topic and queue group: the service name)."""
 
 
 class Service(Protocol):
@@ -37,7 +40,7 @@ class Service(Protocol):
 class ServiceContext:
     name: str
     node_id: str
-    bus: Bus
+    bus: NatsBus
 
 
 def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -138,7 +141,7 @@ async def _main(name: str, config: C, build: Callable[[C, ServiceContext], Await
 
     try:
         await service.start()
-        await bus.serve(subjects.service_ping(name), Empty, ping, queue=name, concurrent=False)
+        await serve_all(bus, SERVES, [bind(rpcs.PING, ping)], topic=name, concurrent=False)
         await health.start()
         log.info("service started", health_port=health.port)
         await stop.wait()

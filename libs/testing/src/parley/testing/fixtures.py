@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from parley.bus import Bus, connect
+from parley.bus import NatsBus, connect
 from parley.devprocs.processes import NatsServer, ValkeyServer
 from parley.testing.log_audit import audit
 from parley.testing.netns import NetNamespace
@@ -37,7 +37,7 @@ def valkey_server(tmp_path: Path) -> Iterator[ValkeyServer]:
 
 
 @pytest_asyncio.fixture
-async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
+async def bus(nats_server: NatsServer) -> AsyncIterator[NatsBus]:
     b = await connect(nats_server.url, "test")
     yield b
     await b.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from livekit.protocol import agent, agent_dispatch, models, room
 
-from parley.bus import Bus, BusError, subjects
+from parley.bus import Bus, BusError, rpcs
 from parley.dispatch.dispatches import new_dispatch
 from parley.dispatch.errors import invalid, not_found
 from parley.dispatch.jobs import Jobs, now_ns
@@ -42,11 +42,8 @@ class DispatchApi:
         """Create the room as LiveKit does for CreateDispatch (room-state; its room_started
         then sees this dispatch and adds no automatic one)."""
         try:
-            created = await self._bus.request(
-                subjects.room_state_rpc("CreateRoom"),
-                room.CreateRoomRequest(name=name),
-                models.Room,
-                timeout=ROOM_STATE_TIMEOUT,
+            created = await self._bus.call(
+                rpcs.CREATE_ROOM, room.CreateRoomRequest(name=name), timeout=ROOM_STATE_TIMEOUT
             )
         except BusError as exc:
             log.warning("cannot create the dispatch's room", room=name, error=str(exc))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from livekit.protocol import agent_dispatch
-
-from parley.bus import Bus, Subscription, subjects
+from parley.bus import Binding, NatsBus, Rpc, Subscription, bind, rpcs, serve_all, subjects
 from parley.dispatch.api import DispatchApi
 from parley.dispatch.config import DispatchConfig
 from parley.dispatch.connections import Connections
@@ -17,17 +14,26 @@ from parley.dispatch.rooms import RoomEvents
 from parley.dispatch.scheduler import Scheduler
 from parley.dispatch.store import Store
 from parley.observability import TaskSet, get_logger
-from parley.protocol.gen.dispatch.v1 import dispatch_pb2 as pb
 from parley.runtime import ServiceContext, redis_client
 
 log = get_logger("parley.dispatch")
+
+SERVES: tuple[Rpc[Any, Any], ...] = (
+    rpcs.WORKER_OPEN,
+    rpcs.WORKER_FRAME,
+    rpcs.OFFER_JOB,
+    rpcs.CREATE_DISPATCH,
+    rpcs.DELETE_DISPATCH,
+    rpcs.LIST_DISPATCH,
+)
+"""What a dispatch instance serves (``routes`` binds each one)."""
 
 
 class DispatchService:
     def __init__(self, config: DispatchConfig, ctx: ServiceContext) -> None:
         self.config = config
         self.instance = ctx.node_id
-        self.bus: Bus = ctx.bus
+        self.bus: NatsBus = ctx.bus
         self.redis = redis_client(config.redis)
         self.store = Store(self.redis, config.redis.key_prefix)
         self.jobs = Jobs(self.store, self.bus, JobEvents(self.bus, ctx.node_id))
@@ -39,41 +45,23 @@ class DispatchService:
         self._subs: list[Subscription] = []
         self._draining = False
 
+    def routes(self) -> list[Binding]:
+        """Each RPC of ``SERVES`` with its handler; the instance ones on this instance's subjects."""
+        return [
+            bind(rpcs.WORKER_OPEN, self.connections.open),
+            bind(rpcs.WORKER_FRAME, self.connections.frame),
+            bind(rpcs.OFFER_JOB, self.connections.offer),
+            bind(rpcs.CREATE_DISPATCH, self.api.create_dispatch),
+            bind(rpcs.DELETE_DISPATCH, self.api.delete_dispatch),
+            bind(rpcs.LIST_DISPATCH, self.api.list_dispatch),
+        ]
+
     async def start(self) -> None:
         await self.redis.ping()
         await self.bus.ensure_stream(
             subjects.EVENTS_STREAM, [subjects.EVENTS_ALL], replicas=self.config.nats.stream_replicas
         )
-        serve: list[tuple[str, type[Any], Callable[[Any], Awaitable[Any]], str]] = [
-            (
-                subjects.DISPATCH_WORKER_OPEN,
-                pb.WorkerOpenRequest,
-                self.connections.open,
-                subjects.DISPATCH_QUEUE,
-            ),
-            (subjects.dispatch_worker_frames(self.instance), pb.WorkerFrame, self.connections.frame, ""),
-            (subjects.dispatch_job_offers(self.instance), pb.OfferJobRequest, self.connections.offer, ""),
-            (
-                subjects.dispatch_rpc("CreateDispatch"),
-                agent_dispatch.CreateAgentDispatchRequest,
-                self.api.create_dispatch,
-                subjects.DISPATCH_QUEUE,
-            ),
-            (
-                subjects.dispatch_rpc("DeleteDispatch"),
-                agent_dispatch.DeleteAgentDispatchRequest,
-                self.api.delete_dispatch,
-                subjects.DISPATCH_QUEUE,
-            ),
-            (
-                subjects.dispatch_rpc("ListDispatch"),
-                agent_dispatch.ListAgentDispatchRequest,
-                self.api.list_dispatch,
-                subjects.DISPATCH_QUEUE,
-            ),
-        ]
-        for subject, request_type, handler, queue in serve:
-            self._subs.append(await self.bus.serve(subject, request_type, handler, queue=queue))
+        self._subs += await serve_all(self.bus, SERVES, self.routes(), topic=self.instance)
         self.bus.consume(
             subjects.EVENTS_STREAM,
             self.config.dispatch.consumer_name,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 from livekit.protocol import agent
 
-from parley.bus import Bus, ErrorCode, RpcError, subjects
+from parley.bus import Bus, ErrorCode, RpcError, rpcs
 from parley.dispatch import outbound
 from parley.dispatch.config import DispatchConfig
 from parley.dispatch.events import JOB_STARTED, JobEvents
@@ -115,7 +115,7 @@ class Connections:
             edge=req.edge_id,
         )
         return pb.WorkerOpenResponse(
-            worker_id=worker_id, owner_subject=subjects.dispatch_worker_frames(self._instance)
+            worker_id=worker_id, owner_subject=rpcs.WORKER_FRAME.subject(self._instance)
         )
 
     # frames --------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from livekit.protocol import agent
 
-from parley.bus import Bus, subjects
+from parley.bus import NatsBus, subjects
 from parley.observability import get_logger
 from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
 from parley.protocol.ids import EVENT_PREFIX, new_id, now_ms
@@ -16,7 +16,7 @@ JOB_ENDED = "agent_job_ended"
 
 
 class JobEvents:
-    def __init__(self, bus: Bus, node_id: str) -> None:
+    def __init__(self, bus: NatsBus, node_id: str) -> None:
         self._bus = bus
         self._node_id = node_id
 

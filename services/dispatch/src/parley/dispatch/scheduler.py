@@ -7,7 +7,7 @@ import asyncio
 
 from livekit.protocol import agent, agent_dispatch, models
 
-from parley.bus import Bus, BusError, subjects
+from parley.bus import Bus, BusError, rpcs
 from parley.dispatch import outbound
 from parley.dispatch.config import DispatchConfig
 from parley.dispatch.connections import Connections
@@ -130,10 +130,10 @@ class Scheduler:
                 if self._connections.owns(worker.worker_id):  # this instance holds it: no bus hop
                     answer = await self._connections.offer(request)
                 else:
-                    answer = await self._bus.request(
-                        subjects.dispatch_job_offers(worker.owner),
+                    answer = await self._bus.call(
+                        rpcs.OFFER_JOB,
                         request,
-                        pb.OfferJobResponse,
+                        topic=worker.owner,
                         timeout=self._section.availability_timeout + 5.0,
                     )
             except BusError as exc:

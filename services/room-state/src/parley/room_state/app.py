@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parley.bus import Subscription, subjects
+from parley.bus import Subscription, serve_all, subjects
 from parley.observability import TaskSet, get_logger
 from parley.room_state.commands import NodeCommands
 from parley.room_state.config import RoomStateConfig
@@ -12,6 +12,7 @@ from parley.room_state.lifecycle import Lifecycle
 from parley.room_state.node_loss import NodeLossWatcher
 from parley.room_state.nodes import NodeRegistry
 from parley.room_state.outbox import OutboxRelay
+from parley.room_state.served import SERVES
 from parley.room_state.store import Store
 from parley.runtime import ServiceContext, redis_client
 
@@ -55,14 +56,7 @@ class RoomStateService:
             subjects.EVENTS_STREAM, [subjects.EVENTS_ALL], replicas=self.config.nats.stream_replicas
         )
         await self.nodes.start()
-        for route in self.handlers.routes():
-            sub = await self.bus.serve(
-                subjects.room_state_rpc(route.method),
-                route.request_type,
-                route.handler,
-                queue=subjects.ROOM_STATE_QUEUE,
-            )
-            self._subs.append(sub)
+        self._subs += await serve_all(self.bus, SERVES, self.handlers.routes())
         self.tasks.spawn(self.relay.run(), name="outbox-relay")
         self.tasks.spawn(self.lifecycle.run(), name="room-deadlines")
         self.tasks.spawn(self.node_loss.run(), name="node-loss")

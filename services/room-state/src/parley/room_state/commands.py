@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parley.bus import Bus, BusError, subjects
+from parley.bus import Bus, BusError, rpcs
 from parley.observability import get_logger
 from parley.protocol.gen.sfu.v1 import node_pb2
 
@@ -18,18 +18,14 @@ class NodeCommands:
         self, node_id: str, command: node_pb2.RoomCommand, timeout: float
     ) -> node_pb2.RoomCommandResult:
         """A command whose answer the caller needs: the node's errors pass through."""
-        return await self._bus.request(
-            subjects.sfu_command(node_id), command, node_pb2.RoomCommandResult, timeout=timeout
-        )
+        return await self._bus.call(rpcs.ROOM_COMMAND, command, topic=node_id, timeout=timeout)
 
     async def send(self, node_id: str, command: node_pb2.RoomCommand) -> node_pb2.RoomCommandResult | None:
         if not node_id:
             return None
         kind = command.WhichOneof("command")
         try:
-            return await self._bus.request(
-                subjects.sfu_command(node_id), command, node_pb2.RoomCommandResult, timeout=self._timeout
-            )
+            return await self._bus.call(rpcs.ROOM_COMMAND, command, topic=node_id, timeout=self._timeout)
         except BusError as exc:
             log.warning(
                 "room command not applied by node; state is committed",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from google.protobuf.message import Message
 from livekit.protocol import models
 from livekit.protocol import room as lk
 
+from parley.bus import Binding, bind, rpcs
 from parley.config import RoomConfig
 from parley.observability import get_logger
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
@@ -25,19 +24,10 @@ from parley.room_state.store import Mutation, Store, T
 
 log = get_logger("parley.room_state.handlers")
 
-Handler = Callable[[Message], Awaitable[Message]]
-
 RPC_DEFAULT_TIMEOUT_MS = 10_000
 """LiveKit's default when PerformRpcRequest.response_timeout_ms is 0."""
 RPC_MARGIN = 10.0
 """Seconds on top of the RPC's timeout: the node's ack wait (7 s) and the bus hops."""
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    request_type: type[Message]
-    handler: Handler
 
 
 class Handlers:
@@ -66,33 +56,33 @@ class Handlers:
         self._relay.wake()
         return result
 
-    def routes(self) -> list[Route]:
-        table: list[tuple[str, type[Message], Callable[..., Awaitable[Message]]]] = [
-            ("JoinRoom", pb.JoinRoomRequest, self.join_room),
-            ("LocateParticipant", pb.LocateParticipantRequest, self.locate_participant),
-            ("MoveRooms", pb.MoveRoomsRequest, self.move_rooms),
-            ("Report", pb.SfuReport, self.report),
-            ("ReconcileNode", pb.NodeSessions, self.reconcile_node),
-            ("ParticipantActive", pb.ParticipantActiveRequest, self.participant_active),
-            ("ParticipantLeft", pb.ParticipantLeftRequest, self.participant_left),
-            ("ParticipantUpdated", pb.ParticipantUpdatedRequest, self.participant_updated),
-            ("TrackPublished", pb.TrackPublishedRequest, self.track_published),
-            ("TrackUnpublished", pb.TrackUnpublishedRequest, self.track_unpublished),
-            ("TrackUpdated", pb.TrackUpdatedRequest, self.track_updated),
-            ("CreateRoom", lk.CreateRoomRequest, self.create_room),
-            ("ListRooms", lk.ListRoomsRequest, self.list_rooms),
-            ("DeleteRoom", lk.DeleteRoomRequest, self.delete_room),
-            ("ListParticipants", lk.ListParticipantsRequest, self.list_participants),
-            ("GetParticipant", lk.RoomParticipantIdentity, self.get_participant),
-            ("RemoveParticipant", lk.RoomParticipantIdentity, self.remove_participant),
-            ("MutePublishedTrack", lk.MuteRoomTrackRequest, self.mute_published_track),
-            ("UpdateParticipant", lk.UpdateParticipantRequest, self.update_participant),
-            ("UpdateSubscriptions", lk.UpdateSubscriptionsRequest, self.update_subscriptions),
-            ("SendData", lk.SendDataRequest, self.send_data),
-            ("UpdateRoomMetadata", lk.UpdateRoomMetadataRequest, self.update_room_metadata),
-            ("PerformRpc", lk.PerformRpcRequest, self.perform_rpc),
+    def routes(self) -> list[Binding]:
+        """Each RPC of ``served.SERVES`` with its handler (types checked against the declaration)."""
+        return [
+            bind(rpcs.JOIN_ROOM, self.join_room),
+            bind(rpcs.LOCATE_PARTICIPANT, self.locate_participant),
+            bind(rpcs.MOVE_ROOMS, self.move_rooms),
+            bind(rpcs.REPORT, self.report),
+            bind(rpcs.RECONCILE_NODE, self.reconcile_node),
+            bind(rpcs.PARTICIPANT_ACTIVE, self.participant_active),
+            bind(rpcs.PARTICIPANT_LEFT, self.participant_left),
+            bind(rpcs.PARTICIPANT_UPDATED, self.participant_updated),
+            bind(rpcs.TRACK_PUBLISHED, self.track_published),
+            bind(rpcs.TRACK_UNPUBLISHED, self.track_unpublished),
+            bind(rpcs.TRACK_UPDATED, self.track_updated),
+            bind(rpcs.CREATE_ROOM, self.create_room),
+            bind(rpcs.LIST_ROOMS, self.list_rooms),
+            bind(rpcs.DELETE_ROOM, self.delete_room),
+            bind(rpcs.LIST_PARTICIPANTS, self.list_participants),
+            bind(rpcs.GET_PARTICIPANT, self.get_participant),
+            bind(rpcs.REMOVE_PARTICIPANT, self.remove_participant),
+            bind(rpcs.MUTE_PUBLISHED_TRACK, self.mute_published_track),
+            bind(rpcs.UPDATE_PARTICIPANT, self.update_participant),
+            bind(rpcs.UPDATE_SUBSCRIPTIONS, self.update_subscriptions),
+            bind(rpcs.SEND_DATA, self.send_data),
+            bind(rpcs.UPDATE_ROOM_METADATA, self.update_room_metadata),
+            bind(rpcs.PERFORM_RPC, self.perform_rpc),
         ]
-        return [Route(name, req, handler) for name, req, handler in table]
 
     # internal ---------------------------------------------------------------------------------
     async def join_room(self, req: pb.JoinRoomRequest) -> pb.JoinRoomResponse:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from livekit.protocol import models
 
-from parley.bus import Bus, NoResponders, subjects
+from parley.bus import Bus, NoResponders, rpcs
 from parley.observability import get_logger
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.room_state.store import Store
@@ -80,9 +80,7 @@ class JoinWatch:
         if participant is None or participant.state == models.ParticipantInfo.State.ACTIVE:
             return False
         try:
-            await self._bus.request(
-                subjects.sfu_sessions(node_id), pb.NodeSessions(), pb.NodeSessions, timeout=PROBE_TIMEOUT
-            )
+            await self._bus.call(rpcs.NODE_SESSIONS, pb.NodeSessions(), topic=node_id, timeout=PROBE_TIMEOUT)
         except NoResponders:
             log.warning(
                 "join rolled back: its node serves no sessions",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parley.bus import Bus, BusError, subjects
+from parley.bus import Bus, BusError, rpcs
 from parley.protocol.gen.turn.v1 import turn_pb2
 
 
@@ -13,8 +13,6 @@ async def fetch_ice_servers(
         room_name=room, participant_identity=identity, participant_sid=sid, region=region
     )
     try:
-        return await bus.request(
-            subjects.turn_rpc("IceServers"), request, turn_pb2.IceServersResponse, timeout=timeout
-        )
+        return await bus.call(rpcs.ICE_SERVERS, request, timeout=timeout)
     except BusError:
         return turn_pb2.IceServersResponse()

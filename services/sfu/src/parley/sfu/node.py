@@ -5,12 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 from livekit.protocol import room as room_pb
 
-from parley.bus import Bus, BusError, Delivery, ErrorCode, RpcError, Subscription, subjects
+from parley.bus import (
+    Binding,
+    Bus,
+    BusError,
+    Delivery,
+    ErrorCode,
+    Rpc,
+    RpcError,
+    Subscription,
+    bind,
+    rpcs,
+    serve_all,
+    subjects,
+)
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.protocol.gen.sfu.v1 import node_pb2
@@ -24,6 +38,14 @@ from parley.sfu.room import Room, RoomHost
 from parley.sfu.state_reporter import StateReporter
 
 log = get_logger("parley.sfu.node")
+
+SERVES: tuple[Rpc[Any, Any], ...] = (
+    rpcs.SESSION_START,
+    rpcs.SESSION_RESUME,
+    rpcs.ROOM_COMMAND,
+    rpcs.NODE_SESSIONS,
+)
+"""What a node serves on its own subjects (``routes`` binds each one)."""
 
 EMPTY_ROOM_GRACE_SECONDS = 2.0
 
@@ -50,28 +72,17 @@ class Node:
             on_empty=self._room_empty,
         )
 
+    def routes(self) -> list[Binding]:
+        return [
+            bind(rpcs.SESSION_START, self._start_session),
+            bind(rpcs.SESSION_RESUME, self._resume_session),
+            bind(rpcs.ROOM_COMMAND, self._on_command),
+            bind(rpcs.NODE_SESSIONS, self._sessions),
+        ]
+
     async def start(self) -> None:
-        self._subs.append(
-            await self.bus.serve(
-                subjects.sfu_session_start(self.node_id),
-                relay_pb2.StartSessionRequest,
-                self._start_session,
-            )
-        )
-        self._subs.append(
-            await self.bus.serve(
-                subjects.sfu_session_resume(self.node_id),
-                relay_pb2.ResumeSessionRequest,
-                self._resume_session,
-            )
-        )
+        self._subs += await serve_all(self.bus, SERVES, self.routes(), topic=self.node_id)
         self._subs.append(await self.bus.subscribe(subjects.sfu_signal(self.node_id), self._on_signal))
-        self._subs.append(
-            await self.bus.serve(subjects.sfu_command(self.node_id), node_pb2.RoomCommand, self._on_command)
-        )
-        self._subs.append(
-            await self.bus.serve(subjects.sfu_sessions(self.node_id), rs.NodeSessions, self._sessions)
-        )
         await self.publish_stats()
         self.tasks.spawn(self._stats_loop(), name="node-stats")
         self.tasks.spawn(self._sessions_loop(), name="node-sessions")
@@ -261,11 +272,8 @@ class Node:
         await self.publish_stats()
         if self.rooms:
             try:
-                moved = await self.bus.request(
-                    subjects.room_state_rpc("MoveRooms"),
-                    rs.MoveRoomsRequest(node_id=self.node_id),
-                    rs.MoveRoomsResponse,
-                    timeout=10.0,
+                moved = await self.bus.call(
+                    rpcs.MOVE_ROOMS, rs.MoveRoomsRequest(node_id=self.node_id), timeout=10.0
                 )
             except BusError as exc:
                 log.warning("cannot move rooms; waiting for them to empty", error=str(exc))

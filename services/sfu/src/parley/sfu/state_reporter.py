@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from google.protobuf.message import Message
 from livekit.protocol import models
 
-from parley.bus import Bus, BusError, ErrorCode, subjects
+from parley.bus import Bus, BusError, ErrorCode, rpcs
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.protocol.ids import new_id
@@ -95,9 +95,7 @@ class StateReporter:
         failures = 0
         while True:
             try:
-                result = await self._bus.request(
-                    subjects.room_state_rpc("Report"), report, rs.ReconcileResult, timeout=self._timeout
-                )
+                result = await self._bus.call(rpcs.REPORT, report, timeout=self._timeout)
             except BusError as exc:
                 if exc.code in FINAL:
                     log.info(

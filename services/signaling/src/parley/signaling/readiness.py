@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler, Middleware
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.message import DecodeError
 
-from parley.bus import Bus, BusError, Delivery, Subscription, subjects
+from parley.bus import Bus, BusError, Delivery, Subscription, rpcs, subjects
 from parley.observability import TaskSet, get_logger
 from parley.protocol.gen.sfu.v1 import node_pb2
 
@@ -117,9 +117,7 @@ class Readiness:
 
     async def _ping(self, service: str) -> bool:
         try:
-            await self._bus.request(
-                subjects.service_ping(service), Empty(), Empty, timeout=PING_TIMEOUT, responder_wait=0.0
-            )
+            await self._bus.call(rpcs.PING, Empty(), topic=service, timeout=PING_TIMEOUT, responder_wait=0.0)
         except BusError:
             return False
         return True

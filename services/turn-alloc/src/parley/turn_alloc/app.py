@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from parley.bus import Subscription, subjects
+from typing import Any
+
+from parley.bus import Rpc, Subscription, bind, rpcs, serve_all
 from parley.observability import get_logger
-from parley.protocol.gen.turn.v1 import turn_pb2
 from parley.runtime import ServiceContext, redis_client
 from parley.turn_alloc.allocator import IceServerAllocator
 from parley.turn_alloc.config import TurnAllocConfig
@@ -12,6 +13,9 @@ from parley.turn_alloc.health import HealthMonitor
 from parley.turn_alloc.quota import MemoryQuota, Quota, RedisQuota
 
 log = get_logger("parley.turn_alloc")
+
+SERVES: tuple[Rpc[Any, Any], ...] = (rpcs.ICE_SERVERS,)
+"""What turn-alloc serves (queue group ``turn-alloc``)."""
 
 
 def make_quota(config: TurnAllocConfig) -> Quota:
@@ -38,11 +42,8 @@ class TurnAllocService:
 
     async def start(self) -> None:
         self.monitor.start()
-        self._subscription = await self.bus.serve(
-            subjects.turn_rpc("IceServers"),
-            turn_pb2.IceServersRequest,
-            self.allocator.ice_servers,
-            queue=subjects.TURN_ALLOC_QUEUE,
+        [self._subscription] = await serve_all(
+            self.bus, SERVES, [bind(rpcs.ICE_SERVERS, self.allocator.ice_servers)]
         )
         turn = self.config.turn
         log.info(

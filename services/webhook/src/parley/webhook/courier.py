@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from parley.bus import Bus
+from parley.bus import NatsBus
 from parley.bus.subjects import room_from_token
 from parley.observability import TaskSet, get_logger, log_fields
 from parley.observability.tasks import raise_if_cancelling
@@ -50,7 +50,7 @@ class _Stopped(Exception):
 
 
 class Courier:
-    def __init__(self, bus: Bus, endpoint: Endpoint, partition: int, settings: CourierSettings) -> None:
+    def __init__(self, bus: NatsBus, endpoint: Endpoint, partition: int, settings: CourierSettings) -> None:
         self._bus = bus
         self._endpoint = endpoint
         self._partition = partition

@@ -23,7 +23,7 @@ from nats.js.api import (
     SubjectTransform,
 )
 
-from parley.bus import Bus, subjects
+from parley.bus import NatsBus, subjects
 from parley.observability import get_logger
 
 STREAM = subjects.WEBHOOK_STREAM
@@ -51,7 +51,9 @@ def durable_name(endpoint_id: str, partition: int) -> str:
     return f"webhook_{endpoint_id}_p{partition}"
 
 
-async def ensure_stream(bus: Bus, *, partitions: int, max_age: float, replicas: int, backfill: float) -> int:
+async def ensure_stream(
+    bus: NatsBus, *, partitions: int, max_age: float, replicas: int, backfill: float
+) -> int:
     """Create the partitioned stream if missing; return the partition count it actually uses.
 
     The count of an existing stream wins (its stored subjects depend on it); a different
@@ -97,7 +99,7 @@ async def ensure_stream(bus: Bus, *, partitions: int, max_age: float, replicas: 
     return partitions
 
 
-async def _ensure_events_stream(bus: Bus, replicas: int) -> None:
+async def _ensure_events_stream(bus: NatsBus, replicas: int) -> None:
     """room-state owns PARLEY_EVENTS; create it (same defaults) only if nobody has yet."""
     try:
         await bus.jetstream.stream_info(subjects.EVENTS_STREAM)
@@ -114,7 +116,7 @@ def _partitions_of(config: StreamConfig) -> int:
 
 
 async def ensure_consumer(
-    bus: Bus,
+    bus: NatsBus,
     durable: str,
     partition: int,
     *,

@@ -18,7 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from google.protobuf.message import DecodeError
 
 from parley.auth import AuthError, Claims, bearer_token
-from parley.bus import BusError, Delivery, ErrorCode, RpcError, Subscription, subjects
+from parley.bus import BusError, Delivery, ErrorCode, RpcError, Subscription, rpcs, subjects
 from parley.observability import TaskSet, cancel_and_wait, get_logger
 from parley.protocol.gen.dispatch.v1 import dispatch_pb2 as pb
 from parley.signaling.agent_ws.errors import RegisterTimeout, RelayUnavailable
@@ -44,7 +44,8 @@ class AgentConnection:
     ws: web.WebSocketResponse
     queue: asyncio.Queue[_Outgoing] = field(default_factory=asyncio.Queue)
     worker_id: str = ""
-    owner_subject: str = ""
+    owner: str = ""
+    """The dispatch instance holding this worker (from ``WorkerOpenResponse.owner_subject``)."""
 
 
 class AgentRelay:
@@ -119,7 +120,7 @@ class AgentRelay:
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=str(exc).encode()[:120])
         finally:
             self._conns.pop(conn.connection_id, None)
-            if conn.owner_subject:
+            if conn.owner:
                 await self._tell_closed(conn)
             if not ws.closed:
                 # let frames already queued (e.g. the last termination) go out first
@@ -147,13 +148,14 @@ class AgentRelay:
             remote_address=remote,
         )
         try:
-            opened = await self._bus.request(
-                subjects.DISPATCH_WORKER_OPEN, request, pb.WorkerOpenResponse, timeout=RELAY_TIMEOUT
-            )
+            opened = await self._bus.call(rpcs.WORKER_OPEN, request, timeout=RELAY_TIMEOUT)
         except BusError as exc:
             raise RelayUnavailable(f"cannot register: {exc}") from exc
+        try:
+            conn.owner = rpcs.WORKER_FRAME.topic_of(opened.owner_subject)
+        except ValueError as exc:
+            raise RelayUnavailable(f"cannot register: {exc}") from exc
         conn.worker_id = opened.worker_id
-        conn.owner_subject = opened.owner_subject
         log.info("agent worker connected", connection=conn.connection_id, worker=conn.worker_id)
 
     async def _relay(self, conn: AgentConnection) -> None:
@@ -163,9 +165,7 @@ class AgentRelay:
                     connection_id=conn.connection_id, worker_id=conn.worker_id, frame=msg.data
                 )
                 try:
-                    await self._bus.request(
-                        conn.owner_subject, frame, pb.WorkerFrameAck, timeout=RELAY_TIMEOUT
-                    )
+                    await self._bus.call(rpcs.WORKER_FRAME, frame, topic=conn.owner, timeout=RELAY_TIMEOUT)
                 except RpcError as exc:
                     if exc.code == ErrorCode.NOT_FOUND:
                         raise RelayUnavailable("dispatch forgot this connection") from exc
@@ -178,7 +178,7 @@ class AgentRelay:
     async def _tell_closed(self, conn: AgentConnection) -> None:
         frame = pb.WorkerFrame(connection_id=conn.connection_id, worker_id=conn.worker_id, closed=True)
         try:
-            await self._bus.request(conn.owner_subject, frame, pb.WorkerFrameAck, timeout=RELAY_TIMEOUT)
+            await self._bus.call(rpcs.WORKER_FRAME, frame, topic=conn.owner, timeout=RELAY_TIMEOUT)
         except BusError as exc:
             log.info("could not report a closed worker", connection=conn.connection_id, error=str(exc))
         log.info("agent worker disconnected", connection=conn.connection_id, worker=conn.worker_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from livekit.protocol import agent_dispatch as lk
 
 from parley.auth import Claims
-from parley.bus import subjects
+from parley.bus import rpcs
 from parley.signaling.api import limits
 from parley.signaling.api.forwarding import Route, forwarded_methods, room_admin
 from parley.signaling.api.registry import ApiMethod
@@ -23,11 +23,11 @@ def _create(req: lk.CreateAgentDispatchRequest, claims: Claims) -> None:
 
 
 TABLE: list[Route] = [
-    ("CreateDispatch", lk.CreateAgentDispatchRequest, lk.AgentDispatch, _create),
-    ("DeleteDispatch", lk.DeleteAgentDispatchRequest, lk.AgentDispatch, room_admin),
-    ("ListDispatch", lk.ListAgentDispatchRequest, lk.ListAgentDispatchResponse, room_admin),
+    (rpcs.CREATE_DISPATCH, _create),
+    (rpcs.DELETE_DISPATCH, room_admin),
+    (rpcs.LIST_DISPATCH, room_admin),
 ]
 
 
 def methods(edge: Edge) -> list[ApiMethod]:
-    return forwarded_methods(edge.bus, SERVICE, TABLE, subjects.dispatch_rpc, FORWARD_TIMEOUT)
+    return forwarded_methods(edge.bus, SERVICE, TABLE, FORWARD_TIMEOUT)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf.message import Message
-from livekit.protocol import models
 from livekit.protocol import room as lk
 
 from parley.auth import Claims
-from parley.bus import Bus, subjects
+from parley.bus import Bus, rpcs
 from parley.signaling.api import grants, limits
 from parley.signaling.api.errors import invalid
 from parley.signaling.api.forwarding import Route, forwarded_methods, room_admin
@@ -56,17 +55,17 @@ def _update_room_metadata(req: lk.UpdateRoomMetadataRequest, claims: Claims) -> 
 
 
 TABLE: list[Route] = [
-    ("CreateRoom", lk.CreateRoomRequest, models.Room, _create),
-    ("ListRooms", lk.ListRoomsRequest, lk.ListRoomsResponse, _list),
-    ("DeleteRoom", lk.DeleteRoomRequest, lk.DeleteRoomResponse, _delete),
-    ("ListParticipants", lk.ListParticipantsRequest, lk.ListParticipantsResponse, room_admin),
-    ("GetParticipant", lk.RoomParticipantIdentity, models.ParticipantInfo, _admin_identity),
-    ("RemoveParticipant", lk.RoomParticipantIdentity, lk.RemoveParticipantResponse, _admin_identity),
-    ("MutePublishedTrack", lk.MuteRoomTrackRequest, lk.MuteRoomTrackResponse, _admin_identity),
-    ("UpdateParticipant", lk.UpdateParticipantRequest, models.ParticipantInfo, _update_participant),
-    ("UpdateSubscriptions", lk.UpdateSubscriptionsRequest, lk.UpdateSubscriptionsResponse, _admin_identity),
-    ("SendData", lk.SendDataRequest, lk.SendDataResponse, room_admin),
-    ("UpdateRoomMetadata", lk.UpdateRoomMetadataRequest, models.Room, _update_room_metadata),
+    (rpcs.CREATE_ROOM, _create),
+    (rpcs.LIST_ROOMS, _list),
+    (rpcs.DELETE_ROOM, _delete),
+    (rpcs.LIST_PARTICIPANTS, room_admin),
+    (rpcs.GET_PARTICIPANT, _admin_identity),
+    (rpcs.REMOVE_PARTICIPANT, _admin_identity),
+    (rpcs.MUTE_PUBLISHED_TRACK, _admin_identity),
+    (rpcs.UPDATE_PARTICIPANT, _update_participant),
+    (rpcs.UPDATE_SUBSCRIPTIONS, _admin_identity),
+    (rpcs.SEND_DATA, room_admin),
+    (rpcs.UPDATE_ROOM_METADATA, _update_room_metadata),
 ]
 
 
@@ -79,16 +78,11 @@ def _perform_rpc_method(bus: Bus) -> ApiMethod:
         if not req.method:
             raise invalid("rpc method is required")
         timeout_ms = req.response_timeout_ms or RPC_DEFAULT_TIMEOUT_MS
-        return await bus.request(
-            subjects.room_state_rpc("PerformRpc"),
-            req,
-            lk.PerformRpcResponse,
-            timeout=timeout_ms / 1000 + RPC_MARGIN,
-        )
+        return await bus.call(rpcs.PERFORM_RPC, req, timeout=timeout_ms / 1000 + RPC_MARGIN)
 
     return ApiMethod(SERVICE, "PerformRpc", lk.PerformRpcRequest, lk.PerformRpcResponse, handler)
 
 
 def methods(edge: Edge) -> list[ApiMethod]:
-    table = forwarded_methods(edge.bus, SERVICE, TABLE, subjects.room_state_rpc, FORWARD_TIMEOUT)
+    table = forwarded_methods(edge.bus, SERVICE, TABLE, FORWARD_TIMEOUT)
     return [*table, _perform_rpc_method(edge.bus)]

@@ -8,7 +8,7 @@ tracks and subscriptions. Any refusal ends in the caller's full-rejoin leave, wh
 from __future__ import annotations
 
 from parley.auth import Claims
-from parley.bus import BusError, subjects
+from parley.bus import BusError, rpcs
 from parley.protocol.gen.room.v1 import room_state_pb2
 from parley.protocol.gen.signal.v1 import relay_pb2
 from parley.signaling.edge import Edge
@@ -27,12 +27,7 @@ async def resume_session(
         room_name=claims.video.room, participant_sid=params.participant_sid, identity=claims.identity
     )
     try:
-        found = await edge.bus.request(
-            subjects.room_state_rpc("LocateParticipant"),
-            locate,
-            room_state_pb2.LocateParticipantResponse,
-            timeout=JOIN_TIMEOUT,
-        )
+        found = await edge.bus.call(rpcs.LOCATE_PARTICIPANT, locate, timeout=JOIN_TIMEOUT)
         request = relay_pb2.ResumeSessionRequest(
             connection_id=connection_id,
             edge_id=edge.edge_id,
@@ -45,12 +40,7 @@ async def resume_session(
             region=edge.config.region,
             single_peer_connection=params.single_peer_connection,
         )
-        await edge.bus.request(
-            subjects.sfu_session_resume(found.node_id),
-            request,
-            relay_pb2.ResumeSessionResponse,
-            timeout=START_TIMEOUT,
-        )
+        await edge.bus.call(rpcs.SESSION_RESUME, request, topic=found.node_id, timeout=START_TIMEOUT)
     except BusError as exc:
         raise refusal(exc, "could not resume session") from exc
     return found

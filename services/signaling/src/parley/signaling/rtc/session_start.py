@@ -5,7 +5,8 @@ from __future__ import annotations
 from livekit.protocol import models
 
 from parley.auth import Claims
-from parley.bus import BusError, ErrorCode, RpcError, subjects
+from parley.bus import BusError, ErrorCode, RpcError, rpcs
+from parley.bus.status import refusal_status
 from parley.protocol.gen.room.v1 import room_state_pb2
 from parley.protocol.gen.signal.v1 import relay_pb2
 from parley.signaling.edge import Edge
@@ -14,16 +15,6 @@ from parley.signaling.rtc.join_request import ConnectParams
 
 JOIN_TIMEOUT = 5.0
 START_TIMEOUT = 10.0
-
-_STATUS = {
-    ErrorCode.INVALID_ARGUMENT: 400,
-    ErrorCode.MALFORMED: 400,
-    ErrorCode.UNAUTHENTICATED: 401,
-    ErrorCode.PERMISSION_DENIED: 403,
-    ErrorCode.ALREADY_EXISTS: 409,
-    ErrorCode.RESOURCE_EXHAUSTED: 429,
-    ErrorCode.FAILED_PRECONDITION: 412,
-}
 
 
 def refusal(exc: BusError, what: str) -> RtcError:
@@ -34,7 +25,7 @@ def refusal(exc: BusError, what: str) -> RtcError:
             return Unauthorized(exc.message)
         if exc.code in (ErrorCode.INVALID_ARGUMENT, ErrorCode.MALFORMED):
             return BadRequest(exc.message)
-        return RtcError(exc.message or what, _STATUS.get(exc.code, 503))
+        return RtcError(exc.message or what, refusal_status(exc.code))
     return Unavailable(f"{what}: {exc}")
 
 
@@ -64,12 +55,7 @@ async def join_room(
     if claims.room_config is not None:
         request.room_config.CopyFrom(claims.room_config)
     try:
-        return await edge.bus.request(
-            subjects.room_state_rpc("JoinRoom"),
-            request,
-            room_state_pb2.JoinRoomResponse,
-            timeout=JOIN_TIMEOUT,
-        )
+        return await edge.bus.call(rpcs.JOIN_ROOM, request, timeout=JOIN_TIMEOUT)
     except BusError as exc:
         raise refusal(exc, "could not join room") from exc
 
@@ -92,11 +78,6 @@ async def start_session(
     if params.publisher_offer is not None:
         request.publisher_offer.CopyFrom(params.publisher_offer)
     try:
-        await edge.bus.request(
-            subjects.sfu_session_start(joined.node_id),
-            request,
-            relay_pb2.StartSessionResponse,
-            timeout=START_TIMEOUT,
-        )
+        await edge.bus.call(rpcs.SESSION_START, request, topic=joined.node_id, timeout=START_TIMEOUT)
     except BusError as exc:
         raise refusal(exc, "could not start session") from exc

@@ -6,7 +6,7 @@ from aiohttp import web
 from livekit.protocol import room as room_pb
 
 from parley.auth import AuthError, Claims, bearer_token
-from parley.bus import BusError, subjects
+from parley.bus import BusError, rpcs
 from parley.signaling.edge import Edge
 from parley.signaling.rtc.errors import BadRequest, RoomNotFound, RtcError, Unauthorized
 
@@ -37,11 +37,8 @@ def authorize(request: web.Request, edge: Edge) -> Claims:
 async def room_exists(edge: Edge, room_name: str) -> bool:
     """Only asked when rooms are not auto-created."""
     try:
-        response = await edge.bus.request(
-            subjects.room_state_rpc("ListRooms"),
-            room_pb.ListRoomsRequest(names=[room_name]),
-            room_pb.ListRoomsResponse,
-            timeout=3.0,
+        response = await edge.bus.call(
+            rpcs.LIST_ROOMS, room_pb.ListRoomsRequest(names=[room_name]), timeout=3.0
         )
     except BusError:
         return True  # cannot tell: let the join decide

@@ -1,0 +1,96 @@
+"""What one bus contract is: an RPC (request -> response on a subject) or a topic (one-way messages).
+
+A declaration names the subject once, with the place its topic parameter goes (a node id, an edge
+id, a dispatch instance id, a service name, or nothing), so a caller and a server cannot disagree on
+the subject, the queue group or the message types. The table of declarations is ``rpcs.py`` and
+``topics.py``; ``Bus.call``/``Bus.serve`` take them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from google.protobuf.message import Message
+
+TOPIC = "{topic}"
+"""Where the topic parameter goes in a subject or queue pattern."""
+
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+Msg = TypeVar("Msg", bound=Message)
+
+
+class Scope(StrEnum):
+    """What fills ``{topic}`` in a subject: whose subject it is."""
+
+    NONE = "none"
+    NODE = "node id"
+    EDGE = "edge id"
+    DISPATCH_INSTANCE = "dispatch instance id"
+    SERVICE = "service name"
+
+
+def _fill(pattern: str, scope: Scope, topic: str, name: str) -> str:
+    if scope is Scope.NONE:
+        if topic:
+            raise ValueError(f"{name} takes no topic (got {topic!r})")
+        return pattern
+    if not topic:
+        raise ValueError(f"{name} needs a topic: the {scope}")
+    return pattern.replace(TOPIC, topic)
+
+
+@dataclass(frozen=True, slots=True)
+class Rpc(Generic[Req, Resp]):
+    """One request/response method on the bus, declared once for its callers and its server."""
+
+    name: str
+    request: type[Req]
+    response: type[Resp]
+    pattern: str
+    """The subject, with ``{topic}`` where the topic goes when ``scope`` is not NONE."""
+    server: str
+    """The service that serves it (exactly one in the tree; see the one-server test)."""
+    callers: tuple[str, ...] = ()
+    """Who calls it: services, ``tests`` for methods only tests still call."""
+    scope: Scope = Scope.NONE
+    queue: str = ""
+    """Queue group pattern ("" = one instance's own subject); may use ``{topic}``."""
+    shared: bool = False
+    """Interchangeable instances serve it, so a missing responder may come back (a restart):
+    ``call`` keeps retrying it for the bus's ``responder_wait`` (``subjects.shared_responder``)."""
+    doc: str = ""
+
+    def subject(self, topic: str = "") -> str:
+        """The subject for ``topic`` (required exactly when the RPC has a scope)."""
+        return _fill(self.pattern, self.scope, topic, self.name)
+
+    def queue_group(self, topic: str = "") -> str:
+        return _fill(self.queue, self.scope, topic, self.name) if TOPIC in self.queue else self.queue
+
+    def topic_of(self, subject: str) -> str:
+        """The topic a subject of this RPC carries (e.g. an ``owner_subject`` from the wire)."""
+        head, _, tail = self.pattern.partition(TOPIC)
+        match = re.fullmatch(re.escape(head) + r"([^.*>\s]+)" + re.escape(tail), subject)
+        if self.scope is Scope.NONE or match is None:
+            raise ValueError(f"{subject!r} is not a subject of {self.name}")
+        return match.group(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Topic(Generic[Msg]):
+    """One-way messages (signals, events, heartbeats) of one type on a subject."""
+
+    name: str
+    message: type[Msg]
+    pattern: str
+    publisher: str
+    subscriber: str
+    scope: Scope = Scope.NONE
+    doc: str = ""
+
+    def subject(self, topic: str = "") -> str:
+        return _fill(self.pattern, self.scope, topic, self.name)

@@ -1,0 +1,84 @@
+"""The bus seam: what services use, implemented by ``NatsBus`` (real) and ``MemoryBus`` (tests).
+
+JetStream (``ensure_stream``, ``publish_durable``, ``consume``) and KV (``key_value``) are not
+part of ``Bus``: faking a stream's storage, redelivery and de-duplication well enough to trust a
+test with it would be a second JetStream. Code that needs them takes a ``NatsBus``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from google.protobuf.message import Message
+
+from parley.bus.contract import Req, Resp, Rpc
+from parley.bus.delivery import Handler
+
+Payload = Message | bytes
+
+
+class Subscription(Protocol):
+    """A live subscription or responder; ``unsubscribe`` is idempotent."""
+
+    async def unsubscribe(self) -> None: ...
+
+
+class Bus(Protocol):
+    """Publish/subscribe, queue groups and request/reply with error codes."""
+
+    responder_wait: float
+    """Seconds a call to a shared RPC nobody serves keeps retrying before NoResponders."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def publish(self, subject: str, payload: Payload, headers: dict[str, str] | None = None) -> None:
+        """Fire and forget; nobody listening is not an error."""
+
+    async def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> Subscription:
+        """Messages of one subscription are handled one at a time, in order. ``*`` matches one
+        token and ``>`` the rest; a queue group delivers each message to one of its members."""
+        ...
+
+    async def request(
+        self,
+        subject: str,
+        request: Payload,
+        response_type: type[Resp],
+        *,
+        timeout: float = 5.0,
+        responder_wait: float | None = None,
+    ) -> Resp:
+        """A request on a raw subject (probes; prefer ``call``). Raises RpcError (the responder's
+        code), RpcTimeout, NoResponders."""
+        ...
+
+    async def call(
+        self,
+        rpc: Rpc[Req, Resp],
+        request: Req,
+        *,
+        topic: str = "",
+        timeout: float = 5.0,
+        responder_wait: float | None = None,
+    ) -> Resp:
+        """Call a declared RPC on ``rpc.subject(topic)``; errors as ``request``."""
+        ...
+
+    async def serve(
+        self,
+        rpc: Rpc[Req, Resp],
+        handler: Callable[[Req], Awaitable[Resp]],
+        *,
+        topic: str = "",
+        concurrent: bool = True,
+    ) -> Subscription:
+        """Answer a declared RPC in its queue group; an RpcError raised by ``handler`` is answered
+        with its code, a request that does not decode with ``malformed``."""
+        ...
+
+    async def drain(self) -> None:
+        """Finish in-flight handlers, then close."""
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,200 @@
+"""An in-process bus for unit tests: the ``Bus`` contract without a nats-server.
+
+Same subjects, wildcards (``*`` one token, ``>`` the rest), queue groups (one member per message,
+round robin), per-subscription ordering, no-responders (nobody subscribed), timeouts, and the same
+error headers as NATS (``responder.py``). The contract suite in ``libs/bus/tests/contract`` runs
+against this and ``NatsBus`` alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+
+from parley.bus import subjects
+from parley.bus.contract import Req, Resp, Rpc
+from parley.bus.delivery import Delivery, Handler
+from parley.bus.errors import BusError, NoResponders, RpcTimeout
+from parley.bus.interfaces import Payload
+from parley.bus.nats_bus import RESPONDER_RETRY_MAX, RESPONDER_RETRY_MIN
+from parley.bus.responder import Reply, answer, read_reply
+from parley.observability import TaskSet, get_logger
+
+log = get_logger("parley.bus.memory")
+
+INBOX = "_INBOX."
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` is one token, a final ``>`` one or more."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(want) == len(got)
+
+
+def _encode(payload: Payload) -> bytes:
+    return payload if isinstance(payload, bytes) else payload.SerializeToString()
+
+
+class MemorySubscription:
+    """One subscriber: its own queue and task, so its messages are handled in order."""
+
+    def __init__(self, bus: MemoryBus, subject: str, queue: str, handler: Handler) -> None:
+        self.subject = subject
+        self.queue = queue
+        self._bus = bus
+        self._handler = handler
+        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._task = bus.tasks.spawn(self._run(), name=f"memory-sub:{subject}")
+
+    def put(self, delivery: Delivery) -> None:
+        self._inbox.put_nowait(delivery)
+
+    async def _run(self) -> None:
+        while True:
+            delivery = await self._inbox.get()
+            try:
+                await self._handler(delivery)
+            except Exception:
+                log.exception("subscription handler failed", subject=self.subject)
+
+    async def unsubscribe(self) -> None:
+        self._bus.remove(self)
+        self._task.cancel()
+
+
+class MemoryBus:
+    """``Bus`` in one process; several services' code can share one instance."""
+
+    def __init__(self, name: str = "memory") -> None:
+        self.tasks = TaskSet(f"bus.{name}")
+        self.responder_wait = 0.0
+        self._subs: list[MemorySubscription] = []
+        self._replies: dict[str, asyncio.Future[Reply]] = {}
+        self._ids = itertools.count(1)
+        self._turn = itertools.count()
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        return not self._closed
+
+    def remove(self, sub: MemorySubscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    def _interest(self, subject: str) -> list[MemorySubscription]:
+        return [s for s in self._subs if matches(s.subject, subject)]
+
+    def _deliver(self, subject: str, data: bytes, headers: dict[str, str] | None, reply: str) -> None:
+        if self._closed:
+            raise BusError("the memory bus is closed")
+        if subject in self._replies:
+            if not self._replies[subject].done():
+                self._replies[subject].set_result(Reply(data, headers))
+            return
+        groups: dict[str, list[MemorySubscription]] = {}
+        for sub in self._interest(subject):
+            if sub.queue:
+                groups.setdefault(sub.queue, []).append(sub)
+            else:
+                sub.put(Delivery(subject, data, dict(headers or {}), reply))
+        for members in groups.values():
+            member = members[next(self._turn) % len(members)]
+            member.put(Delivery(subject, data, dict(headers or {}), reply))
+
+    async def publish(self, subject: str, payload: Payload, headers: dict[str, str] | None = None) -> None:
+        self._deliver(subject, _encode(payload), headers, "")
+
+    async def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> MemorySubscription:
+        sub = MemorySubscription(self, subject, queue, handler)
+        self._subs.append(sub)
+        return sub
+
+    async def request(
+        self,
+        subject: str,
+        request: Payload,
+        response_type: type[Resp],
+        *,
+        timeout: float = 5.0,
+        responder_wait: float | None = None,
+    ) -> Resp:
+        wait = self.responder_wait if responder_wait is None else responder_wait
+        shared = subjects.shared_responder(subject)
+        return await self._request(subject, _encode(request), response_type, timeout, wait if shared else 0.0)
+
+    async def call(
+        self,
+        rpc: Rpc[Req, Resp],
+        request: Req,
+        *,
+        topic: str = "",
+        timeout: float = 5.0,
+        responder_wait: float | None = None,
+    ) -> Resp:
+        wait = self.responder_wait if responder_wait is None else responder_wait
+        data = request.SerializeToString()
+        return await self._request(
+            rpc.subject(topic), data, rpc.response, timeout, wait if rpc.shared else 0.0
+        )
+
+    async def _request(
+        self, subject: str, data: bytes, response_type: type[Resp], timeout: float, wait: float
+    ) -> Resp:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        pause = RESPONDER_RETRY_MIN
+        while not self._interest(subject):
+            left = deadline - loop.time()
+            if left <= 0:
+                raise NoResponders(f"no responder on {subject}")
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, RESPONDER_RETRY_MAX)
+        inbox = f"{INBOX}{next(self._ids)}"
+        future: asyncio.Future[Reply] = loop.create_future()
+        self._replies[inbox] = future
+        try:
+            self._deliver(subject, data, None, inbox)
+            reply = await asyncio.wait_for(future, timeout)
+        except TimeoutError as exc:
+            raise RpcTimeout(f"no answer on {subject} within {timeout}s") from exc
+        finally:
+            del self._replies[inbox]
+        return read_reply(subject, reply.data, reply.headers, response_type)
+
+    async def serve(
+        self,
+        rpc: Rpc[Req, Resp],
+        handler: Callable[[Req], Awaitable[Resp]],
+        *,
+        topic: str = "",
+        concurrent: bool = True,
+    ) -> MemorySubscription:
+        subject = rpc.subject(topic)
+
+        async def respond(delivery: Delivery) -> None:
+            reply = await answer(subject, rpc.request, delivery.data, handler)
+            if delivery.reply and not self._closed:
+                self._deliver(delivery.reply, reply.data, reply.headers, "")
+
+        async def on_request(delivery: Delivery) -> None:
+            if concurrent:
+                self.tasks.spawn(respond(delivery), name=f"rpc:{subject}")
+            else:
+                await respond(delivery)
+
+        return await self.subscribe(subject, on_request, queue=rpc.queue_group(topic))
+
+    async def drain(self) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._subs.clear()
+        await self.tasks.aclose()
