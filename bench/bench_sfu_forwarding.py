@@ -71,9 +71,10 @@ async def _sfu(conn: Connection) -> None:
     from aiortc import RTCSessionDescription
 
     from parley.config import RtcConfig
-    from parley.sfu.media import STATS, DownTrack, UpTrack, configure, new_peer_connection, prepare_answer
+    from parley.sfu.media import DownTrack, UpTrack, configure, new_peer_connection, prepare_answer
 
-    configure(RtcConfig(use_loopback=True, port_range_start=46000, port_range_end=46999))
+    context = configure(RtcConfig(use_loopback=True, port_range_start=46000, port_range_end=46999))
+    stats = context.stats
     loop = asyncio.get_running_loop()
     pcs: list[Any] = []
     ups: list[UpTrack] = []
@@ -87,26 +88,30 @@ async def _sfu(conn: Connection) -> None:
             pcs.append(pc)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=msg[1], type="offer"))
             for t in pc.getTransceivers():
-                ups.append(UpTrack(t.receiver, kind=t.kind, mid=t.mid or "", track_sid=f"TR_{len(ups)}"))
+                ups.append(
+                    UpTrack(
+                        t.receiver, kind=t.kind, mid=t.mid or "", track_sid=f"TR_{len(ups)}", context=context
+                    )
+                )
             await pc.setLocalDescription(await pc.createAnswer())
             conn.send(prepare_answer(msg[1], pc.localDescription.sdp))
         elif op == "subscribe":
             pc = new_peer_connection()
             pcs.append(pc)
             for i, up in enumerate(ups):
-                DownTrack.attach(pc, up, stream_id=f"PA_{i}|TR_{i}", track_id=f"TR_{i}")
+                DownTrack.attach(pc, up, stream_id=f"PA_{i}|TR_{i}", track_id=f"TR_{i}", context=context)
             await pc.setLocalDescription(await pc.createOffer())
             conn.send(pc.localDescription.sdp)
             answer = await loop.run_in_executor(None, conn.recv)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
             conn.send("ok")
         elif op == "mark":
-            mark = (time.monotonic(), _cpu(), STATS.packets_in, STATS.packets_out)
+            mark = (time.monotonic(), _cpu(), stats.packets_in, stats.packets_out)
             conn.send("ok")
         elif op == "describe":
             import parley.sfu
 
-            conn.send({"sfu_path": str(Path(parley.sfu.__file__).parent), **_congestion_counters()})
+            conn.send({"sfu_path": str(Path(parley.sfu.__file__).parent), **_congestion_counters(context)})
         elif op == "measure":
             t0, c0, pin, pout = mark
             wall = time.monotonic() - t0
@@ -114,12 +119,12 @@ async def _sfu(conn: Connection) -> None:
                 {
                     "wall": wall,
                     "cpu": (_cpu() - c0) / wall,
-                    "in_pps": (STATS.packets_in - pin) / wall,
-                    "out_pps": (STATS.packets_out - pout) / wall,
+                    "in_pps": (stats.packets_in - pin) / wall,
+                    "out_pps": (stats.packets_out - pout) / wall,
                     "rss_mb": _rss_mb(),
                     "baseline_rss_mb": baseline_rss,
-                    "errors": STATS.errors,
-                    **_congestion_counters(),
+                    "errors": stats.errors,
+                    **_congestion_counters(context),
                 }
             )
         elif op == "stop":
@@ -129,13 +134,10 @@ async def _sfu(conn: Connection) -> None:
             return
 
 
-def _congestion_counters() -> dict[str, Any]:
-    """Subscriber congestion controllers alive and TWCC feedback they consumed (None: this tree has none)."""
-    try:
-        from parley.sfu.media.congestion import SubscriberCongestion
-    except ImportError:
-        return {"cc_transports": None, "cc_feedback": None, "cc_feedback_errors": None}
-    controllers: list[Any] = list(SubscriberCongestion._registry.values())
+def _congestion_counters(context: Any) -> dict[str, Any]:
+    """Subscriber congestion controllers alive in the SFU's media context and the TWCC feedback they
+    consumed."""
+    controllers: list[Any] = list(context.transports.congestions())
     return {
         "cc_transports": len(controllers),
         "cc_feedback": sum(cc.feedback_received for cc in controllers),

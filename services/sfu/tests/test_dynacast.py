@@ -323,7 +323,7 @@ async def test_room_hooks_and_timers(room: Room) -> None:
     dynacast.refresh(room, pub, "TR_v")
     assert sent(pub) == [HIGH]
     del sub.downtracks["TR_v"]
-    dynacast.refresh_sid("TR_v")
+    dynacast.refresh_sid(room, "TR_v")
     messages: list[rtc.SignalResponse] = pub.outbox.sent  # type: ignore[attr-defined]
     await poll_until(lambda: bool(messages), timeout=5, message="pause sent")
     assert sent(pub) == [None]

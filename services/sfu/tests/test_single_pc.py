@@ -4,6 +4,7 @@ unsubscription does; with fake transceivers and DownTracks (no peer connection).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -145,7 +146,8 @@ def test_v1_subscription_waits_for_an_offer_and_unsubscribe_drops_it() -> None:
     assert subscriptions.subscribe(None, sub, pub, t)  # type: ignore[arg-type]
     assert sub.v1.pending == {"TR_x": (pub, t)} and sub.v1.needs_offer and not sub.downtracks
     assert not subscriptions.subscribe(None, sub, pub, t)  # type: ignore[arg-type]
-    subscriptions.unsubscribe(sub, "TR_x")
+    no_dynacast = SimpleNamespace(dynacast=SimpleNamespace(refresh=lambda sid: None))
+    subscriptions.unsubscribe(no_dynacast, sub, "TR_x")  # type: ignore[arg-type]
     assert sub.v1.pending == {}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
+from parley.sfu.media import MediaContext
 from parley.sfu.media.congestion import SubscriberCongestion, build_feedback
 from parley.sfu.media.congestion.config import AllocatorConfig, CongestionConfig
 from parley.sfu.media.congestion.fakes import FakeAllocatable
@@ -28,8 +29,13 @@ class FakeTransport:
         self.rtcp.append(data)
 
 
-def _join(transport: Any, member: FakeAllocatable, video: bool = True) -> SubscriberCongestion:
-    return SubscriberCongestion.join(transport, member, video=video)
+CONTEXT = MediaContext()
+
+
+def _join(
+    transport: Any, member: FakeAllocatable, video: bool = True, context: MediaContext = CONTEXT
+) -> SubscriberCongestion:
+    return SubscriberCongestion.join(context, transport, member, video=video)
 
 
 def test_one_controller_per_transport_until_the_last_member_leaves() -> None:
@@ -38,13 +44,18 @@ def test_one_controller_per_transport_until_the_last_member_leaves() -> None:
     cc = _join(t1, a)
     assert _join(t1, b, video=False) is cc and _join(t2, c) is not cc
     assert cc.video == [a] and cc.audio == [b]
+    other = MediaContext()
+    assert _join(t1, c, context=other) is not cc  # another node's controller of the same transport
     cc.leave(a)
-    assert SubscriberCongestion.for_transport(t1) is cc  # type: ignore[arg-type]
+    assert SubscriberCongestion.for_transport(CONTEXT, t1) is cc  # type: ignore[arg-type]
     cc.leave(b)
-    assert cc.closed and SubscriberCongestion.for_transport(t1) is None  # type: ignore[arg-type]
+    assert cc.closed and SubscriberCongestion.for_transport(CONTEXT, t1) is None  # type: ignore[arg-type]
+    assert SubscriberCongestion.for_transport(other, t1) is not None  # type: ignore[arg-type]
     assert _join(t1, a) is not cc  # a fresh one
-    SubscriberCongestion.for_transport(t1).leave(a)  # type: ignore[arg-type,union-attr]
-    SubscriberCongestion.for_transport(t2).leave(c)  # type: ignore[arg-type,union-attr]
+    SubscriberCongestion.for_transport(CONTEXT, t1).leave(a)  # type: ignore[arg-type,union-attr]
+    SubscriberCongestion.for_transport(CONTEXT, t2).leave(c)  # type: ignore[arg-type,union-attr]
+    SubscriberCongestion.for_transport(other, t1).leave(c)  # type: ignore[arg-type,union-attr]
+    assert len(CONTEXT.transports) == len(other.transports) == 0
 
 
 def test_sequence_numbers_wrap_and_feedback_reaches_the_estimator() -> None:
@@ -73,25 +84,24 @@ def test_the_rtcp_tap_consumes_twcc_and_reads_remb() -> None:
     try:
         cc.on_rtp_sent(1200, 1.0)
         twcc = build_feedback(base_seq=0, arrivals=[5.0])
-        assert _route_rtcp(transport, 205, 15, twcc) is True  # type: ignore[arg-type]
+        assert _route_rtcp(CONTEXT, transport, 205, 15, twcc) is True  # type: ignore[arg-type]
         assert cc.feedback_received == 1
         remb = bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(700_000, [5])))
-        assert _route_rtcp(transport, 206, 15, remb) is False  # type: ignore[arg-type]
+        assert _route_rtcp(CONTEXT, transport, 206, 15, remb) is False  # type: ignore[arg-type]
         assert cc.estimate_bps == pytest.approx(700_000, rel=0.01)
-        assert _route_rtcp(transport, 205, 1, b"") is False  # type: ignore[arg-type]
+        assert _route_rtcp(CONTEXT, transport, 205, 1, b"") is False  # type: ignore[arg-type]
     finally:
         cc.leave(member)
 
 
 def test_tick_allocates_reserving_audio_and_probes_for_a_deficient_track() -> None:
     transport = FakeTransport()
-    config = CongestionConfig(allocator=AllocatorConfig(audio_bps=64_000))
-    SubscriberCongestion.config = config
+    context = MediaContext(congestion=CongestionConfig(allocator=AllocatorConfig(audio_bps=64_000)))
     try:
         video = FakeAllocatable("v", SIMULCAST, pixels=1280 * 720)
         audio = FakeAllocatable("a")
-        cc = _join(transport, video)
-        _join(transport, audio, video=False)
+        cc = _join(transport, video, context=context)
+        _join(transport, audio, video=False, context=context)
         cc.on_remb(1_200_000, now=0.0)  # a receiver without TWCC: the REMB is the estimate
         allocation = cc.tick(0.0)
         assert allocation.layers == {"v": 1} and video.allocations == [1]
@@ -111,19 +121,14 @@ def test_tick_allocates_reserving_audio_and_probes_for_a_deficient_track() -> No
         padded = cc.history.result(cc.on_rtp_sent(255, 0.3, probe=True), 1.0)
         assert padded is not None and padded.probe
     finally:
-        SubscriberCongestion.config = CongestionConfig()
         cc.leave(video)
         cc.leave(audio)
 
 
 async def test_timers_run_and_stop_with_the_last_member() -> None:
-    SubscriberCongestion.config = CongestionConfig(tick_s=0.01)
-    try:
-        transport = FakeTransport()
-        video = FakeAllocatable("v", SIMULCAST)
-        cc = _join(transport, video)
-    finally:
-        SubscriberCongestion.config = CongestionConfig()
+    transport = FakeTransport()
+    video = FakeAllocatable("v", SIMULCAST)
+    cc = _join(transport, video, context=MediaContext(congestion=CongestionConfig(tick_s=0.01)))
     await asyncio.sleep(0.05)
     assert cc.allocation is not None and video.allocations == [2]
     cc.leave(video)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import functools
 import math
 import random
 from collections.abc import AsyncIterator
@@ -22,7 +23,14 @@ from aiortc import (
 )
 
 from parley.config import RtcConfig
-from parley.sfu.media import DownTrack, UpTrack, configure, new_peer_connection, prepare_answer
+from parley.sfu.media import (
+    DownTrack,
+    MediaContext,
+    UpTrack,
+    configure,
+    new_peer_connection,
+    prepare_answer,
+)
 
 SAMPLE_RATE = 48000
 WIDTH, HEIGHT = 320, 240
@@ -88,6 +96,7 @@ class Room:
     pub: RTCPeerConnection
     sfu_in: RTCPeerConnection
     ups: dict[str, UpTrack]
+    context: MediaContext
     pcs: list[RTCPeerConnection] = field(default_factory=list)
 
     async def subscribe(self, kinds: tuple[str, ...] = ("audio", "video")) -> Subscriber:
@@ -103,7 +112,9 @@ class Room:
         for kind in kinds:
             up = self.ups[kind]
             subscriber.downs.append(
-                DownTrack.attach(sfu_out, up, stream_id=f"PA_pub|TR_{kind}", track_id=f"TR_{kind}")
+                DownTrack.attach(
+                    sfu_out, up, stream_id=f"PA_pub|TR_{kind}", track_id=f"TR_{kind}", context=self.context
+                )
             )
         await sfu_out.setLocalDescription(await sfu_out.createOffer())
         await sub.setRemoteDescription(sfu_out.localDescription)
@@ -128,8 +139,14 @@ def rtc() -> RtcConfig:
     config = RtcConfig(
         use_loopback=True, port_range_start=start, port_range_end=start + 400, packet_cache_size=512
     )
-    configure(config)
+    configure(config)  # aiortc's process-wide patches, for tests that take only ``rtc``
     return config
+
+
+@pytest.fixture
+def media(rtc: RtcConfig) -> MediaContext:
+    """The media context of the SFU side."""
+    return MediaContext.from_config(rtc)
 
 
 async def publish(
@@ -137,6 +154,7 @@ async def publish(
     *,
     frequency: float = 440.0,
     size: tuple[int, int] = (WIDTH, HEIGHT),
+    context: MediaContext,
 ) -> Room:
     pub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     for kind in kinds:
@@ -148,22 +166,22 @@ async def publish(
     ups: dict[str, UpTrack] = {}
     for t in sfu_in.getTransceivers():
         ups[t.kind] = UpTrack(
-            t.receiver, kind=t.kind, mid=t.mid or "", track_sid=f"TR_{t.kind}", transceiver=t
+            t.receiver, kind=t.kind, mid=t.mid or "", track_sid=f"TR_{t.kind}", transceiver=t, context=context
         )
     await sfu_in.setLocalDescription(await sfu_in.createAnswer())
     answer = prepare_answer(offer, sfu_in.localDescription.sdp)
     await pub.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-    return Room(pub, sfu_in, ups)
+    return Room(pub, sfu_in, ups, context)
 
 
 @pytest.fixture
-def publisher(rtc: RtcConfig) -> object:
-    return publish
+def publisher(media: MediaContext) -> object:
+    return functools.partial(publish, context=media)
 
 
 @pytest.fixture
-async def room(rtc: RtcConfig) -> AsyncIterator[Room]:
-    r = await publish()
+async def room(media: MediaContext) -> AsyncIterator[Room]:
+    r = await publish(context=media)
     try:
         yield r
     finally:

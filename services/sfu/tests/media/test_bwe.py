@@ -8,12 +8,12 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPacket, RtcpPsfbPacket, unpack_remb_fci
 
 from parley.config import RtcConfig
+from parley.sfu.media import MediaContext, configure
 from parley.sfu.media import aiortc_internals as internals
-from parley.sfu.media import configure
 from parley.sfu.media.bwe import LossBasedEstimator
 from parley.sfu.media.errors import MediaConfigError
 from parley.sfu.media.publisher_feedback import PublisherFeedback
-from parley.sfu.media.settings import BweSettings, bwe_settings
+from parley.sfu.media.settings import BweSettings
 
 pytestmark = pytest.mark.unit
 
@@ -89,12 +89,13 @@ async def test_one_remb_per_connection_covers_every_layer_and_counts_rtx_padding
         return True
 
     monkeypatch.setattr(internals, "send_rtp_sync", capture)
-    monkeypatch.setattr("parley.sfu.media.publisher_feedback.bwe_settings", lambda: SETTINGS)
+    context = MediaContext(bwe=SETTINGS)
     transport: Any = object()
     camera, screen = _Member(None), _Member(0xABC)
-    feedback = PublisherFeedback.join(transport, camera)
-    assert PublisherFeedback.join(transport, screen) is feedback
-    assert PublisherFeedback.for_transport(transport) is feedback
+    feedback = PublisherFeedback.join(context, transport, camera)
+    assert PublisherFeedback.join(context, transport, screen) is feedback
+    assert PublisherFeedback.for_transport(context, transport) is feedback
+    assert PublisherFeedback.for_transport(MediaContext(), transport) is None  # another node's
 
     # the first packet of the connection sends the start estimate right away
     feedback.on_packet(1111, 10, 1200, True, 0.0)
@@ -113,6 +114,7 @@ async def test_one_remb_per_connection_covers_every_layer_and_counts_rtx_padding
         feedback.on_packet(4444, 7 + i, 256, False, i / 100)
     assert feedback.update(0.6) == int(2_000_000 * (1 - (29 / 237) / 2))
     assert feedback.estimator.last_loss == pytest.approx(29 / 237)  # gaps of f only
+    assert context.stats.packets_lost_in == 29
     assert feedback.incoming_bps > 0
     assert feedback.send_remb()
     [last] = RtcpPacket.parse(sent[-1])
@@ -122,9 +124,10 @@ async def test_one_remb_per_connection_covers_every_layer_and_counts_rtx_padding
     assert sorted(ssrcs) == [1111, 2222, 3333]  # every media SSRC, not the RTX one
 
     feedback.leave(camera)
-    assert PublisherFeedback.for_transport(transport) is feedback
+    assert PublisherFeedback.for_transport(context, transport) is feedback
     feedback.leave(screen)
-    assert feedback.closed and PublisherFeedback.for_transport(transport) is None
+    assert feedback.closed and PublisherFeedback.for_transport(context, transport) is None
+    assert len(context.transports) == 0
 
 
 def _rtc(**bwe: int) -> RtcConfig:
@@ -135,10 +138,12 @@ def _rtc(**bwe: int) -> RtcConfig:
 
 def test_configured_bounds_reach_the_estimator() -> None:
     try:
-        configure(_rtc(bwe_min_bitrate=700_000, bwe_start_bitrate=1_200_000, bwe_max_bitrate=2_500_000))
+        context = configure(
+            _rtc(bwe_min_bitrate=700_000, bwe_start_bitrate=1_200_000, bwe_max_bitrate=2_500_000)
+        )
         transport: Any = object()
         member = _Member(0xABC)
-        feedback = PublisherFeedback.join(transport, member)
+        feedback = PublisherFeedback.join(context, transport, member)
         est = feedback.estimator
         assert (est.settings.min_bps, est.settings.max_bps) == (700_000, 2_500_000)
         assert est.estimate == 1_200_000  # the first REMB a publisher gets
@@ -149,10 +154,10 @@ def test_configured_bounds_reach_the_estimator() -> None:
         feedback.leave(member)
 
         # a start value outside [min, max] is clamped; a floor above the cap is refused
-        configure(_rtc(bwe_start_bitrate=20_000_000))
-        assert bwe_settings().start_bps == bwe_settings().max_bps == 10_000_000
+        clamped = configure(_rtc(bwe_start_bitrate=20_000_000)).bwe
+        assert clamped.start_bps == clamped.max_bps == 10_000_000
         with pytest.raises(MediaConfigError, match="bwe_min_bitrate"):
             configure(_rtc(bwe_min_bitrate=5_000_000, bwe_max_bitrate=4_000_000))
     finally:
-        configure(_rtc())
-    assert bwe_settings() == BweSettings()  # the defaults of RtcConfig are the defaults of the estimator
+        defaults = configure(_rtc())
+    assert defaults.bwe == BweSettings()  # the defaults of RtcConfig are the defaults of the estimator

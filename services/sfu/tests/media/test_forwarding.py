@@ -14,9 +14,8 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, AnyRtcpPacket, RtcpPsfbPacket, RtpPacket, unpack_remb_fci
 
-from parley.sfu.media import STATS, DownTrack, new_peer_connection
+from parley.sfu.media import DownTrack, new_peer_connection
 from parley.sfu.media import aiortc_internals as internals
-from parley.sfu.media.settings import bwe_settings
 from parley.testing import poll_until
 
 SAMPLE_RATE, WIDTH, HEIGHT = 48000, 320, 240
@@ -60,7 +59,8 @@ async def test_audio_and_video_reach_the_subscriber_decoded(room: Room) -> None:
     await poll_until(lambda: up_audio.audio_level > 0.1, message="audio level from RFC 6464")
     assert up_video.audio_level == 0
     assert all(d.packets_sent > 0 for d in sub.downs)
-    assert STATS.packets_in > 0 and STATS.packets_out > 0
+    stats = room.context.stats
+    assert stats.packets_in > 0 and stats.packets_out > 0
     # the SFU-side receivers run no decoder threads: only the subscriber's two decoders exist
     decoders = [t.name for t in threading.enumerate() if t.name.endswith("-decoder")]
     assert sorted(decoders) == ["audio-decoder", "video-decoder"]
@@ -199,7 +199,7 @@ async def test_publisher_gets_one_remb_for_its_connection_covering_every_track(r
         return any(set(ssrcs.values()) <= set(listed) for _, listed in rembs)
 
     await poll_until(covered, timeout=15, message="a REMB listing the audio and video SSRCs")
-    settings = bwe_settings()
+    settings = room.context.bwe
     assert all(settings.min_bps * 0.99 <= bitrate <= settings.max_bps for bitrate, _ in rembs), rembs
     assert up_video.feedback.rembs_sent >= 1
     up_audio.close()
@@ -217,11 +217,11 @@ async def test_exceptions_on_the_media_path_do_not_stop_receiving(room: Room) ->
     def boom(*args: object) -> None:
         raise RuntimeError("broken down track")
 
-    errors = STATS.errors
+    errors = room.context.stats.errors
     bad.forward = boom  # type: ignore[method-assign]
     mark = good.packets_sent
     await poll_until(lambda: good.packets_sent > mark + 25, message="the other subscriber still gets audio")
-    assert STATS.errors > errors
+    assert room.context.stats.errors > errors
 
     up = room.ups["audio"]
     handle = up._handle_rtp
@@ -230,8 +230,8 @@ async def test_exceptions_on_the_media_path_do_not_stop_receiving(room: Room) ->
         raise ValueError("broken up track")
 
     up._handle_rtp = up_boom  # type: ignore[method-assign]
-    errors = STATS.errors
-    await poll_until(lambda: STATS.errors > errors + 10, message="errors counted")
+    errors = room.context.stats.errors
+    await poll_until(lambda: room.context.stats.errors > errors + 10, message="errors counted")
     up._handle_rtp = handle  # type: ignore[method-assign]
     mark = good.packets_sent
     await poll_until(lambda: good.packets_sent > mark + 10, message="receive loop survived")
@@ -293,7 +293,12 @@ async def test_down_track_on_a_transceiver_offered_by_the_client(room: Room) -> 
     await sfu.setRemoteDescription(RTCSessionDescription(sdp=client.localDescription.sdp, type="offer"))
     transceiver = sfu.getTransceivers()[0]
     down = DownTrack.attach(
-        sfu, room.ups["audio"], stream_id="PA_pub|TR_a", track_id="TR_a", transceiver=transceiver
+        sfu,
+        room.ups["audio"],
+        stream_id="PA_pub|TR_a",
+        track_id="TR_a",
+        transceiver=transceiver,
+        context=room.context,
     )
     await sfu.setLocalDescription(await sfu.createAnswer())
     answer = sfu.localDescription.sdp

@@ -17,7 +17,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import RtpPacket
 
 from parley.config import RtcConfig
-from parley.sfu.media import UpTrack, ice_restart, new_peer_connection
+from parley.sfu.media import MediaContext, UpTrack, ice_restart, new_peer_connection
 from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media.ice_restart import IceLink, IceRestartError, ice_link, install, restart_ice
 from parley.testing import poll_until
@@ -86,7 +86,13 @@ async def _connect_publisher() -> Call:
     await client.setLocalDescription(await client.createOffer())
     await sfu.setRemoteDescription(client.localDescription)
     transceiver = sfu.getTransceivers()[0]
-    call.up = UpTrack(transceiver.receiver, kind="audio", mid=transceiver.mid or "", track_sid="TR_a")
+    call.up = UpTrack(
+        transceiver.receiver,
+        kind="audio",
+        mid=transceiver.mid or "",
+        track_sid="TR_a",
+        context=MediaContext(),
+    )
 
     def count(packet: RtpPacket, arrival_ms: int) -> None:
         call.rtp_at_sfu[0] += 1

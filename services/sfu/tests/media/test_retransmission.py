@@ -18,7 +18,7 @@ from aiortc.rtcrtpparameters import (
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket, RtpPacket
 
 from parley.config import RtcConfig
-from parley.sfu.media import DownTrack, UpTrack, configure, new_peer_connection
+from parley.sfu.media import DownTrack, MediaContext, UpTrack, configure, new_peer_connection
 from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media.aiortc_internals import URI_MID
 
@@ -75,9 +75,10 @@ async def link_factory() -> AsyncIterator[Any]:
         pub_side, sub_side = new_peer_connection(), new_peer_connection()
         pcs.extend([pub_side, sub_side])
         receiver: Any = pub_side.addTransceiver(kind, direction="recvonly").receiver
-        up = UpTrack(receiver, kind=kind, mid="0", track_sid=f"TR_{kind}")
+        context = MediaContext()
+        up = UpTrack(receiver, kind=kind, mid="0", track_sid=f"TR_{kind}", context=context)
         await receiver.receive(RTCRtpReceiveParameters(codecs=[up_codec], headerExtensions=EXTS, muxId="0"))
-        down = DownTrack.attach(sub_side, up, stream_id="PA_p|TR_x", track_id="TR_x")
+        down = DownTrack.attach(sub_side, up, stream_id="PA_p|TR_x", track_id="TR_x", context=context)
         sender: Any = down.transceiver.sender
         await sender.send(RTCRtpSendParameters(codecs=sub_codecs, headerExtensions=EXTS, muxId="1"))
         link = Link(up, down, up_codec.payloadType or 0)

@@ -64,7 +64,11 @@ async def test_a_freed_m_line_carries_another_track_on_a_continuous_stream(
     try:
         downs = {
             kind: DownTrack.attach(
-                sfu, room_a.ups[kind], stream_id=f"PA_a|TR_a{kind}", track_id=f"TR_a{kind}"
+                sfu,
+                room_a.ups[kind],
+                stream_id=f"PA_a|TR_a{kind}",
+                track_id=f"TR_a{kind}",
+                context=room_a.context,
             )
             for kind in ("audio", "video")
         }
@@ -106,13 +110,23 @@ async def test_a_freed_m_line_carries_another_track_on_a_continuous_stream(
         # B on the same m-lines: same SSRCs, new msid, continuing sequence numbers and timestamps
         reused = {
             kind: DownTrack.attach(
-                sfu, room_b.ups[kind], stream_id=f"PA_b|TR_b{kind}", track_id=f"TR_b{kind}", transceiver=t
+                sfu,
+                room_b.ups[kind],
+                stream_id=f"PA_b|TR_b{kind}",
+                track_id=f"TR_b{kind}",
+                transceiver=t,
+                context=room_a.context,
             )
             for kind, t in transceivers.items()
         }
         with pytest.raises(SenderInUseError):
             DownTrack.attach(
-                sfu, room_a.ups["audio"], stream_id="x", track_id="y", transceiver=transceivers["audio"]
+                sfu,
+                room_a.ups["audio"],
+                stream_id="x",
+                track_id="y",
+                transceiver=transceivers["audio"],
+                context=room_a.context,
             )
         offer = await _negotiate(sfu, sub)
         assert "a=msid:PA_b|TR_baudio TR_baudio" in offer and "a=msid:PA_b|TR_bvideo TR_bvideo" in offer
@@ -168,7 +182,12 @@ async def test_v1_a_client_offered_m_line_is_reused_after_an_inactive_answer(roo
     await client_offers()
     [transceiver] = sfu.getTransceivers()
     first = DownTrack.attach(
-        sfu, room.ups["audio"], stream_id="PA_p|TR_1", track_id="TR_1", transceiver=transceiver
+        sfu,
+        room.ups["audio"],
+        stream_id="PA_p|TR_1",
+        track_id="TR_1",
+        transceiver=transceiver,
+        context=room.context,
     )
     await sfu_answers()
     seen: list[RtpPacket] = []
@@ -183,7 +202,12 @@ async def test_v1_a_client_offered_m_line_is_reused_after_an_inactive_answer(roo
 
     await client_offers()
     second = DownTrack.attach(
-        sfu, room.ups["audio"], stream_id="PA_p|TR_2", track_id="TR_2", transceiver=transceiver
+        sfu,
+        room.ups["audio"],
+        stream_id="PA_p|TR_2",
+        track_id="TR_2",
+        transceiver=transceiver,
+        context=room.context,
     )
     answer = await sfu_answers()
     assert "a=sendonly" in answer and "a=msid:PA_p|TR_2 TR_2" in answer

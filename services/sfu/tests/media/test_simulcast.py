@@ -19,7 +19,14 @@ from aiortc.rtcrtpparameters import (
 from aiortc.rtp import RtpPacket
 
 from parley.config import RtcConfig
-from parley.sfu.media import DownTrack, UpTrack, configure, new_peer_connection, prepare_answer
+from parley.sfu.media import (
+    DownTrack,
+    MediaContext,
+    UpTrack,
+    configure,
+    new_peer_connection,
+    prepare_answer,
+)
 from parley.sfu.media.aiortc_internals import URI_MID, URI_RID
 from parley.sfu.media.simulcast_sdp import offered_simulcast_layers
 
@@ -141,9 +148,10 @@ async def harness() -> AsyncIterator[Harness]:
     sub_side = new_peer_connection()
     transceiver = pub_side.addTransceiver("video", direction="recvonly")
     receiver: Any = transceiver.receiver
-    up = UpTrack(receiver, kind="video", mid="0", track_sid="TR_v")
+    context = MediaContext()
+    up = UpTrack(receiver, kind="video", mid="0", track_sid="TR_v", context=context)
     await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8], headerExtensions=EXTS, muxId="0"))
-    down = DownTrack.attach(sub_side, up, stream_id="PA_p|TR_v", track_id="TR_v")
+    down = DownTrack.attach(sub_side, up, stream_id="PA_p|TR_v", track_id="TR_v", context=context)
     sender: Any = down.transceiver.sender
     await sender.send(RTCRtpSendParameters(codecs=[VP8], headerExtensions=EXTS[:1], muxId="3"))
     try:

@@ -18,8 +18,8 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci
 
 from parley.config import RtcConfig
+from parley.sfu.media import MediaContext, new_peer_connection
 from parley.sfu.media import aiortc_internals as internals
-from parley.sfu.media import new_peer_connection
 from parley.sfu.media.aiortc_internals import URI_TWCC
 from parley.sfu.media.congestion import SubscriberCongestion, build_feedback
 from parley.sfu.media.congestion.fakes import FakeAllocatable
@@ -74,6 +74,7 @@ async def test_answers_keep_transport_cc_only_where_we_only_send(rtc: RtcConfig)
 
 
 async def test_stamped_packets_and_feedback_over_a_real_transport(rtc: RtcConfig) -> None:
+    context = MediaContext.from_config(rtc)
     sfu = new_peer_connection()
     sub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     member = FakeAllocatable("TR_v", [150_000, 500_000, 1_500_000])
@@ -111,7 +112,7 @@ async def test_stamped_packets_and_feedback_over_a_real_transport(rtc: RtcConfig
         sub_transport._rtp_header_extensions_map.configure(  # the browser parses what it accepted
             RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=ext_id, uri=URI_TWCC)])
         )
-        cc = SubscriberCongestion.join(transport, member)
+        cc = SubscriberCongestion.join(context, transport, member)
         writer = RtpWriter(negotiated, sent.mid)
         assert writer.twcc_enabled
         pt = t._codecs[0].payloadType
@@ -143,7 +144,7 @@ async def test_stamped_packets_and_feedback_over_a_real_transport(rtc: RtcConfig
         await sub_transport._send_rtp(bytes(remb))
         await poll_until(lambda: cc.estimate_bps == 400_000, message="REMB bounds the estimate")
     finally:
-        cc_left = SubscriberCongestion.for_transport(sent.sender.transport)
+        cc_left = SubscriberCongestion.for_transport(context, sent.sender.transport)
         if cc_left is not None:
             cc_left.leave(member)
         await sfu.close()

@@ -10,8 +10,7 @@ from parley.sfu.node import Node
 
 class SfuService:
     def __init__(self, config: SfuConfig, ctx: ServiceContext) -> None:
-        engine.configure(config.rtc)
-        self.node = Node(config, ctx.bus, ctx.node_id)
+        self.node = Node(config, ctx.bus, ctx.node_id, media=engine.configure(config.rtc))
 
     async def start(self) -> None:
         await self.node.start()

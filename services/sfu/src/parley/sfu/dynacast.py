@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
-from weakref import WeakValueDictionary
 
 from livekit.protocol import models, rtc
 
@@ -86,13 +85,11 @@ class Dynacast:
         sid = track.info.sid
         state = _TrackState(publisher, track, codec_name(codec or track.info.mime_type))
         self.tracks[sid] = state
-        _registry[sid] = self
         state.timer = self.schedule(INITIAL_WAIT, lambda: self._initial_elapsed(sid))
         self.refresh(sid)
 
     def remove(self, track_sid: str) -> None:
         state = self.tracks.pop(track_sid, None)
-        _registry.pop(track_sid, None)
         if state is not None and state.timer is not None:
             state.timer.cancel()
 
@@ -186,10 +183,6 @@ class Dynacast:
         )
 
 
-# Track sid -> its room's Dynacast, for callers without the room at hand (subscriptions.unsubscribe).
-_registry: WeakValueDictionary[str, Dynacast] = WeakValueDictionary()
-
-
 def codec_name(mime: str) -> str:
     """``video/VP8`` -> ``vp8`` (how LiveKit names codecs in SubscribedCodec)."""
     return mime.split("/", 1)[-1].lower()
@@ -212,11 +205,10 @@ def refresh(room: Room, publisher: Participant, track_sid: str) -> None:
     room.dynacast.refresh(track_sid)
 
 
-def refresh_sid(track_sid: str) -> None:
-    """``refresh`` for callers without the room (a down track of ``track_sid`` went away)."""
-    dynacast = _registry.get(track_sid)
-    if dynacast is not None:
-        dynacast.refresh(track_sid)
+def refresh_sid(room: Room, track_sid: str) -> None:
+    """``refresh`` for callers without the publisher at hand (a down track of ``track_sid`` went away
+    or changed); nothing for a track the room's dynacast does not follow."""
+    room.dynacast.refresh(track_sid)
 
 
 def track_published(room: Room, publisher: Participant, track: PublishedTrack, codec: str = "") -> None:

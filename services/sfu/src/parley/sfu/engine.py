@@ -6,10 +6,10 @@ Everything comes from ``parley.sfu.media``; the session layer uses nothing else 
 from __future__ import annotations
 
 from parley.sfu.media import (
-    STATS,
     DownTrack,
     IceLink,
     IceRestartError,
+    MediaContext,
     UpTrack,
     configure,
     ice_link,
@@ -23,6 +23,7 @@ __all__ = [
     "DownTrack",
     "IceLink",
     "IceRestartError",
+    "MediaContext",
     "PublishedMedia",
     "SubscribedMedia",
     "UpTrack",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-def media_rates() -> tuple[float, float]:
-    """(packets in/s, packets out/s) since the previous call."""
-    rates = STATS.rates()
+def media_rates(context: MediaContext) -> tuple[float, float]:
+    """(packets in/s, packets out/s) of ``context`` since the previous call."""
+    rates = context.stats.rates()
     return float(rates.packets_in_per_s), float(rates.packets_out_per_s)

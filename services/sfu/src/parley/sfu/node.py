@@ -51,10 +51,14 @@ EMPTY_ROOM_GRACE_SECONDS = 2.0
 
 
 class Node:
-    def __init__(self, config: SfuConfig, bus: Bus, node_id: str) -> None:
+    def __init__(
+        self, config: SfuConfig, bus: Bus, node_id: str, *, media: engine.MediaContext | None = None
+    ) -> None:
         self.config = config
         self.bus = bus
         self.node_id = node_id
+        self.media = media if media is not None else engine.configure(config.rtc)
+        """This node's media engine context (settings, counters, per-transport state)."""
         self.tasks = TaskSet(f"sfu.{node_id}")
         self.rooms: dict[str, Room] = {}
         self.reporter = StateReporter(bus, self.tasks, retry_max=config.sfu.report_retry_max)
@@ -70,6 +74,7 @@ class Node:
             node_id=self.node_id,
             reporter=self.reporter,
             on_empty=self._room_empty,
+            media=self.media,
         )
 
     def routes(self) -> list[Binding]:
@@ -206,7 +211,7 @@ class Node:
 
     # -- load ---------------------------------------------------------------------------------------
     def stats(self) -> node_pb2.NodeStats:
-        packets_in, packets_out = engine.media_rates()
+        packets_in, packets_out = engine.media_rates(self.media)
         participants = sum(len(r.participants) for r in self.rooms.values())
         tracks_in = sum(len(p.published) for r in self.rooms.values() for p in r.participants.values())
         tracks_out = sum(len(p.downtracks) for r in self.rooms.values() for p in r.participants.values())

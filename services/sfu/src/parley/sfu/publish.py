@@ -151,7 +151,7 @@ def bind_offer(room: Room, p: Participant, offer_sdp: str) -> None:
             continue
         cid, info = taken
         client_codec = info.codecs[0].mime_type if info.codecs else ""
-        track = _bind(p, info, cid, mid, media.kind, transceiver)
+        track = _bind(room, p, info, cid, mid, media.kind, transceiver)
         if track is not None:
             bound.append(track)
             dynacast.track_published(room, p, track, client_codec)
@@ -165,10 +165,16 @@ def bind_offer(room: Room, p: Participant, offer_sdp: str) -> None:
 
 
 def _bind(
-    p: Participant, info: models.TrackInfo, cid: str, mid: str, kind: str, transceiver: RTCRtpTransceiver
+    room: Room,
+    p: Participant,
+    info: models.TrackInfo,
+    cid: str,
+    mid: str,
+    kind: str,
+    transceiver: RTCRtpTransceiver,
 ) -> PublishedTrack | None:
     try:
-        up = engine.UpTrack(transceiver.receiver, kind=kind, mid=mid, track_sid=info.sid)
+        up = engine.UpTrack(transceiver.receiver, kind=kind, mid=mid, track_sid=info.sid, context=room.media)
     except Exception:
         log.exception("cannot create uptrack", participant=p.sid, track=info.sid)
         return None
@@ -194,7 +200,7 @@ def unpublish(room: Room, p: Participant, track_sid: str, *, notify: bool = True
         if sid == track_sid:
             del p.bound_mids[mid]
     for other in room.participants.values():
-        subscriptions.unsubscribe(other, track_sid)
+        subscriptions.unsubscribe(room, other, track_sid)
     if track.up is not None:
         try:
             track.up.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiortc import RTCDataChannel, RTCPeerConnection
@@ -30,6 +30,8 @@ from parley.sfu.speakers import SpeakerTracker
 from parley.sfu.state_reporter import StateReporter
 
 log = get_logger("parley.sfu.room")
+PC_CLOSE_TIMEOUT_S = 5.0
+"""``aclose`` waits this long for its participants' peer connections to finish closing."""
 T = TypeVar("T")
 Job = Callable[[], Awaitable[Any]]
 
@@ -43,6 +45,8 @@ class RoomHost:
     node_id: str
     reporter: StateReporter
     on_empty: Callable[[Room], None]
+    media: engine.MediaContext = field(default_factory=engine.MediaContext)
+    """The node's media engine context (its up and down tracks are built with it)."""
 
 
 class Room:
@@ -57,6 +61,8 @@ class Room:
         self.dynacast = Dynacast(self, host.config.sfu.dynacast_pause_delay, self.schedule)
         self._quality = ConnectionQualityMonitor(publishing=self._publishing)
         self.closed = False
+        self._pc_closes: set[asyncio.Task[None]] = set()
+        """Peer connection closes started by ``remove``; ``aclose`` lets them finish."""
         self.tasks.spawn(self._run(), name=f"room:{info.name}")
         self.tasks.spawn(self._speaker_loop(), name=f"speakers:{info.name}")
         self.tasks.spawn(self._quality_loop(), name=f"connection-quality:{info.name}")
@@ -68,6 +74,10 @@ class Room:
     @property
     def reporter(self) -> StateReporter:
         return self.host.reporter
+
+    @property
+    def media(self) -> engine.MediaContext:
+        return self.host.media
 
     # -- actor ------------------------------------------------------------------------------------
     def submit(self, job: Job) -> None:
@@ -413,7 +423,7 @@ class Room:
         for sid in list(p.published):
             publish.unpublish(self, p, sid, notify=False)
         for sid in list(p.downtracks):
-            subscriptions.unsubscribe(p, sid)
+            subscriptions.unsubscribe(self, p, sid)
         p.closed = True
         _cancel_timer(p)
         self.participants.pop(p.sid, None)
@@ -426,7 +436,9 @@ class Room:
         self.reporter.left(self.name, p.sid, reason)
         for pc in (p.pub_pc, p.sub_pc):
             if pc is not None:
-                self.tasks.spawn(pc.close(), name=f"pc-close:{p.sid}")
+                closing = self.tasks.spawn(pc.close(), name=f"pc-close:{p.sid}")
+                self._pc_closes.add(closing)
+                closing.add_done_callback(self._pc_closes.discard)
         log.info("participant left", room=self.name, participant=p.sid, reason=int(reason))
         if not self.participants:
             self.host.on_empty(self)
@@ -443,8 +455,18 @@ class Room:
         for p in list(self.participants.values()):
             await self.remove(p, models.DisconnectReason.SERVER_SHUTDOWN)
         self.dynacast.close()
-        await asyncio.sleep(0)
+        await self._finish_pc_closes()
         await self.tasks.aclose()
+
+    async def _finish_pc_closes(self) -> None:
+        """Wait (bounded by ``PC_CLOSE_TIMEOUT_S``) for the peer connection closes ``remove`` started,
+        so that closing the room's tasks does not cancel them half way (sockets and DTLS left open)."""
+        pending = set(self._pc_closes)
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=PC_CLOSE_TIMEOUT_S)
+        if late:
+            log.warning("peer connections still closing at room close", room=self.name, pending=len(late))
 
 
 def _cancel_timer(p: Participant) -> None:

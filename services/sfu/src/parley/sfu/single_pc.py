@@ -67,7 +67,7 @@ async def answer_offer(room: Room, p: Participant, offer: rtc.SessionDescription
     except Exception as exc:
         raise NegotiationError(f"cannot apply offer: {type(exc).__name__}: {exc}") from exc
     note_offer(p, offer.sdp)
-    attached = attach_pending(p, pc)
+    attached = attach_pending(room, p, pc)
     # m-lines retired so far go inactive in this answer; one retired later waits for the next answer
     answered_inactive = set(p.v1.retired_mids)
     try:
@@ -142,7 +142,9 @@ def missing(p: Participant) -> tuple[int, int]:
     return max(0, wanted["audio"] - len(free["audio"])), max(0, wanted["video"] - len(free["video"]))
 
 
-def attach_pending(p: Participant, pc: RTCPeerConnection) -> list[tuple[Participant, PublishedTrack]]:
+def attach_pending(
+    room: Room, p: Participant, pc: RTCPeerConnection
+) -> list[tuple[Participant, PublishedTrack]]:
     """Between setRemoteDescription and createAnswer: pending subscriptions onto free m-lines."""
     state = p.v1
     transceivers: dict[str, RTCRtpTransceiver] = {t.mid: t for t in pc.getTransceivers() if t.mid}
@@ -166,6 +168,7 @@ def attach_pending(p: Participant, pc: RTCPeerConnection) -> list[tuple[Particip
                 track.up,
                 stream_id=f"{pub.sid}|{sid}",
                 track_id=sid,
+                context=room.media,
                 transceiver=transceiver,
                 screen_share=track.info.source == models.TrackSource.SCREEN_SHARE,
             )
@@ -176,7 +179,7 @@ def attach_pending(p: Participant, pc: RTCPeerConnection) -> list[tuple[Particip
             continue
         del state.pending[sid]
         p.downtracks[sid] = down
-        dynacast.refresh_sid(sid)
+        dynacast.refresh_sid(room, sid)
         attached.append((pub, track))
         log.info("subscribed on client m-line", participant=p.sid, track=sid, mid=transceiver.mid)
     return attached

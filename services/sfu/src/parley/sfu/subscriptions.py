@@ -60,6 +60,7 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
             track.up,
             stream_id=stream_id,
             track_id=sid,
+            context=room.media,
             transceiver=transceiver,
             screen_share=track.info.source == models.TrackSource.SCREEN_SHARE,
         )
@@ -100,7 +101,7 @@ def update_settings(room: Room, sub: Participant, request: rtc.UpdateTrackSettin
         down = sub.downtracks.get(sid)
         if down is not None:
             limit = track_settings.apply(down, found[1].info if found else None, sub.track_settings[sid])
-            dynacast.refresh_sid(sid)
+            dynacast.refresh_sid(room, sid)
             log.info("track settings", room=room.name, participant=sub.sid, track=sid, max_spatial=limit)
 
 
@@ -125,10 +126,10 @@ def reusable_transceiver(
     return None
 
 
-def unsubscribe(sub: Participant, track_sid: str) -> None:
+def unsubscribe(room: Room, sub: Participant, track_sid: str) -> None:
     if sub.single_pc:
         single_pc.detach(sub, track_sid)
-        dynacast.refresh_sid(track_sid)
+        dynacast.refresh_sid(room, track_sid)
         return
     down = sub.downtracks.pop(track_sid, None)
     if down is None:
@@ -140,7 +141,7 @@ def unsubscribe(sub: Participant, track_sid: str) -> None:
     # the next offer makes the m-line inactive; once answered so, it can carry another subscription
     down.transceiver.direction = "inactive"
     sub.sub_negotiation.needs_offer = True
-    dynacast.refresh_sid(track_sid)
+    dynacast.refresh_sid(room, track_sid)
 
 
 def reconcile(room: Room, sub: Participant) -> None:
@@ -152,9 +153,9 @@ def reconcile(room: Room, sub: Participant) -> None:
             if wants(sub, pub, sid):
                 subscribe(room, sub, pub, track)
             elif sid in sub.downtracks or sid in sub.v1.pending:
-                unsubscribe(sub, sid)
+                unsubscribe(room, sub, sid)
     for sid in [s for s in (*sub.downtracks, *sub.v1.pending) if s not in present]:
-        unsubscribe(sub, sid)
+        unsubscribe(room, sub, sid)
 
 
 def reconcile_all(room: Room) -> None:

@@ -5,7 +5,7 @@ this module owns the aiortc side: negotiation, sending, NACK/RTX, RTCP, sender r
 ``Allocatable`` / ``LinkStats`` faces the subscriber's stream allocator and connection quality use.
 
 The output stream (sequence numbers, timestamps, VP8 picture ids, RTX sequence numbers, SR counters)
-belongs to the sender (``out_stream.py``), so a DownTrack attached to a transceiver whose previous
+belongs to the sender (``out_stream.py``, kept in the media context), so a DownTrack attached to a transceiver whose previous
 DownTrack closed continues that SSRC's stream instead of restarting it.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import TYPE_CHECKING
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
@@ -33,10 +34,8 @@ from aiortc.rtp import (
 )
 
 from parley.sfu.media import aiortc_internals as internals
-from parley.sfu.media import out_stream
 from parley.sfu.media.congestion import SubscriberCongestion
 from parley.sfu.media.forwarder import Forwarder
-from parley.sfu.media.guard import report_error
 from parley.sfu.media.interfaces import (
     MAX_SPATIAL,
     NO_LAYER,
@@ -48,8 +47,9 @@ from parley.sfu.media.interfaces import (
 from parley.sfu.media.layers import Layer
 from parley.sfu.media.rtp_writer import RtpWriter
 from parley.sfu.media.sender_report import build_sender_report, report_times
-from parley.sfu.media.settings import settings
-from parley.sfu.media.stats import STATS
+
+if TYPE_CHECKING:
+    from parley.sfu.media.context import MediaContext
 
 SR_INTERVAL_S = 1.0
 _Sent = tuple[int, Layer, int, int, bytes]
@@ -77,8 +77,15 @@ class DownTrack:
     ``Allocatable`` for its subscriber's stream allocator and a ``LinkStats`` (``interfaces.py``)."""
 
     def __init__(
-        self, transceiver: RTCRtpTransceiver, up: TrackSource, *, screen_share: bool = False
+        self,
+        transceiver: RTCRtpTransceiver,
+        up: TrackSource,
+        *,
+        context: MediaContext,
+        screen_share: bool = False,
     ) -> None:
+        self._context = context
+        self._stats = context.stats
         self._transceiver = transceiver
         self._sender: RTCRtpSender = transceiver.sender
         self._up = up
@@ -86,7 +93,7 @@ class DownTrack:
         self._rtx_ssrc = internals.sender_rtx_ssrc(self._sender)
         self._video = up.kind == "video"
         self._clock_rate = 90000 if self._video else 48000
-        self._out = out_stream.claim(self._sender, self._clock_rate)
+        self._out = context.out_streams.claim(self._sender, self._clock_rate)
         self._munger = self._out.munger
         self._forwarder = Forwarder(up, self._out, video=self._video)
         self._screen_share = screen_share
@@ -108,7 +115,7 @@ class DownTrack:
         self._nack_pts: set[int] = set()
         """Out payload types whose NACKs are answered (video always; audio only if negotiated)."""
         self._closed = False
-        self._ring_size = settings().packet_cache_size
+        self._ring_size = context.packet_cache_size
         self._sent: list[_Sent | None] = [None] * self._ring_size
         self._timer: asyncio.TimerHandle | None = None
         self.packets_sent = 0
@@ -118,6 +125,8 @@ class DownTrack:
         self.keyframe_requests_received = 0
         self.remb_bps: int | None = None
         self.fraction_lost = 0
+        self._lost_reported: int | None = None
+        """Cumulative loss of the subscriber's previous receiver report."""
 
     @classmethod
     def attach(
@@ -127,6 +136,7 @@ class DownTrack:
         *,
         stream_id: str,
         track_id: str,
+        context: MediaContext,
         transceiver: RTCRtpTransceiver | None = None,
         screen_share: bool = False,
     ) -> DownTrack:
@@ -137,15 +147,14 @@ class DownTrack:
         if transceiver is None:
             transceiver = pc.addTransceiver(up.kind, direction="sendonly")
             _prefer_codec(transceiver, up)
-        down = cls(
-            transceiver, up, screen_share=screen_share
-        )  # claims the sender's stream (raises if it is still in use)
+        # claims the sender's stream (raises if it is still in use)
+        down = cls(transceiver, up, context=context, screen_share=screen_share)
         if transceiver.direction in ("recvonly", "inactive"):
             transceiver.direction = "sendonly"
         internals.set_sender_msid(transceiver.sender, stream_id, track_id)
         internals.hook_sender(transceiver.sender, on_rtcp=down._on_rtcp, on_parameters=down._on_parameters)
         up.add_sink(down)
-        STATS.tracks_out += 1
+        context.stats.tracks_out += 1
         return down
 
     # ---- contract properties
@@ -153,6 +162,10 @@ class DownTrack:
     @property
     def transceiver(self) -> RTCRtpTransceiver:
         return self._transceiver
+
+    @property
+    def context(self) -> MediaContext:
+        return self._context
 
     @property
     def up_track(self) -> TrackSource:
@@ -188,6 +201,17 @@ class DownTrack:
     @paused.setter
     def paused(self, value: bool) -> None:
         self._forwarder.set_muted(value)
+
+    @property
+    def rtt_ms(self) -> float | None:
+        """Round trip to the subscriber from its latest receiver report (None until one answers an SR)."""
+        rtt = self._report[1]
+        return rtt if rtt >= 0 else None
+
+    @property
+    def jitter_ms(self) -> float:
+        """Interarrival jitter the subscriber reported last."""
+        return self._report[0]
 
     # ---- what the subscriber asked for (adaptive stream)
 
@@ -258,8 +282,8 @@ class DownTrack:
             data = bytes([data[0] | 0x20]) + data[1:]  # P bit: the payload is padding
             if self._transmit(data):
                 sent += len(data)
-                STATS.packets_out += 1
-                STATS.bytes_out += len(data)
+                self._stats.packets_out += 1
+                self._stats.bytes_out += len(data)
         return sent
 
     # ---- connection quality (LinkStats)
@@ -295,8 +319,8 @@ class DownTrack:
             self._cc.leave(self)
             self._cc = None
         self._up.remove_sink(self)
-        out_stream.release(self._out)
-        STATS.tracks_out -= 1
+        self._context.out_streams.release(self._out)
+        self._stats.tracks_out -= 1
         # The retired m-line must not keep this track's msid: a later subscription to the same
         # track (on this m-line or a new one) would then look unchanged or duplicated to libwebrtc.
         internals.set_sender_msid(self._sender, "-", f"retired-{id(self):x}")
@@ -331,7 +355,7 @@ class DownTrack:
             cc.leave(self)
             self._cc = cc = None
         if cc is None and transport is not None and writer is not None and writer.twcc_enabled:
-            self._cc = SubscriberCongestion.join(transport, self, video=self._video)
+            self._cc = SubscriberCongestion.join(self._context, transport, self, video=self._video)
 
     def _twcc_seq(self, size: int, now: float, probe: bool = False) -> int | None:
         cc = self._cc
@@ -373,7 +397,7 @@ class DownTrack:
             return
         route = self._route(packet.payload_type)
         if route is None:
-            STATS.packets_dropped += 1
+            self._stats.packets_dropped += 1
             return
         out_pt, vp8 = route
         forwarded = self._forwarder.forward(layer, packet, keyframe, now, vp8)
@@ -395,8 +419,9 @@ class DownTrack:
             self.octets_sent += len(packet.payload)
             self._out.packets += 1
             self._out.octets += len(packet.payload)
-            STATS.packets_out += 1
-            STATS.bytes_out += len(data)
+            counters = self._stats
+            counters.packets_out += 1
+            counters.bytes_out += len(data)
         if out_pt in self._nack_pts:
             self._sent[out_seq % self._ring_size] = (out_seq, layer, packet.sequence_number, out_ts, head)
 
@@ -420,19 +445,28 @@ class DownTrack:
             return
         try:
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                self._stats.nacks_received += 1
                 self.answer_nack(packet.lost)
             elif isinstance(packet, RtcpPsfbPacket):
                 if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                     self.keyframe_requests_received += 1
+                    self._stats.plis_received += 1
                     self._up.request_keyframe(self._forwarder.current or self._forwarder.target)
                 elif packet.fmt == RTCP_PSFB_APP:
                     self.remb_bps = unpack_remb_fci(packet.fci)[0]
             elif isinstance(packet, RtcpRrPacket):
                 for report in packet.reports:
                     if report.ssrc == self._ssrc:
+                        self._count_loss(report.packets_lost)
                         self._on_receiver_report(report.fraction_lost, report.jitter, report.lsr, report.dlsr)
         except Exception as exc:
-            report_error("down_track.rtcp", exc, track=self._up.track_sid)
+            self._context.errors.report("down_track.rtcp", exc, track=self._up.track_sid)
+
+    def _count_loss(self, cumulative: int) -> None:
+        """Add the growth of the subscriber's cumulative loss to the context's counter."""
+        previous, self._lost_reported = self._lost_reported, cumulative
+        if previous is not None and cumulative > previous:
+            self._stats.packets_lost_out += cumulative - previous
 
     def _on_receiver_report(self, fraction_lost: int, jitter: int, lsr: int, dlsr: int) -> None:
         self.fraction_lost = fraction_lost
@@ -490,11 +524,14 @@ class DownTrack:
             if self._transmit(data):
                 answered += 1
                 rtx += rtx_pt is not None
-                STATS.packets_out += 1
-                STATS.bytes_out += len(data)
+                counters = self._stats
+                counters.packets_out += 1
+                counters.bytes_out += len(data)
+                counters.packets_out_rtx += 1
+                counters.bytes_out_rtx += len(data)
         self.rtx_sent += rtx
         self.nacks_answered += answered
-        STATS.nacks_answered += answered
+        self._stats.nacks_answered += answered
         return answered
 
     # ---- sender reports
@@ -505,7 +542,7 @@ class DownTrack:
         try:
             self.send_sender_report()
         except Exception as exc:
-            report_error("down_track.sr", exc, track=self._up.track_sid)
+            self._context.errors.report("down_track.sr", exc, track=self._up.track_sid)
         finally:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(SR_INTERVAL_S * (0.5 + random.random()), self._sr_tick)

@@ -1,4 +1,4 @@
-"""Process-wide setup of aiortc for the SFU, and peer connection creation."""
+"""Setup of aiortc for the SFU (process-wide patches), the node's media context, and peer connections."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from parley.config import RtcConfig
 from parley.sfu.media import aiortc_internals as internals
-from parley.sfu.media import ice_restart, settings
+from parley.sfu.media import ice_restart
+from parley.sfu.media.context import MediaContext
 
-_configured: RtcConfig | None = None
 
-
-def configure(rtc: RtcConfig) -> None:
-    """Idempotent: host addresses, ICE port range, router, codec and negotiation patches, and the
-    publisher bandwidth-estimate bounds ``rtc.bwe_*_bitrate`` (media-contract.md)."""
-    global _configured
-    settings.install(rtc)
-    settings.install_bwe(settings.bwe_from_config(rtc))
+def configure(rtc: RtcConfig) -> MediaContext:
+    """A new media context for ``rtc`` (one per SFU node), after patching aiortc for it (idempotent):
+    host addresses, ICE port range, router, codec and negotiation patches. The context carries the
+    publisher bandwidth-estimate bounds ``rtc.bwe_*_bitrate`` (media-contract.md); the aiortc patches
+    are process-wide (``context.py``)."""
+    context = MediaContext.from_config(rtc)  # validates before anything is patched
     if rtc.node_ip:
         internals.set_host_addresses([rtc.node_ip, *rtc.extra_host_addresses])
     elif rtc.use_loopback:
@@ -28,11 +27,7 @@ def configure(rtc: RtcConfig) -> None:
     internals.patch_rtp_router()
     internals.extend_codecs()
     internals.patch_codec_negotiation()
-    _configured = rtc
-
-
-def configured() -> RtcConfig | None:
-    return _configured
+    return context
 
 
 def new_peer_connection() -> RTCPeerConnection:

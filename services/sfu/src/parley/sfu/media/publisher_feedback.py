@@ -1,7 +1,7 @@
 """One REMB per publisher peer connection, covering every SSRC it receives (all tracks, all simulcast
 layers, RTX and padding): packet accounting, the loss-based estimate (``bwe.py``), and sending.
 
-Keyed by the receivers' (bundled) DTLS transport, so the session layer's API does not change: every
+Keyed by the receivers' (bundled) DTLS transport in the media context's ``TransportRegistry``: every
 ``UpTrack`` joins the feedback of its receiver's transport and leaves it on close. Every RTP packet
 is counted before anything else looks at it (RTX padding used for probing included), so probes that
 are then dropped still count as received. The first packet of a peer connection sends the start
@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media.bwe import LossBasedEstimator
-from parley.sfu.media.guard import report_error
-from parley.sfu.media.settings import bwe_settings
+
+if TYPE_CHECKING:
+    from parley.sfu.media.context import MediaContext
 
 INTERVAL_S = 0.5
 """Loss window and REMB period."""
@@ -70,11 +71,10 @@ class _Stream:
 class PublisherFeedback:
     """Use :meth:`join`; one instance per publisher DTLS transport while it has UpTracks."""
 
-    _registry: dict[int, PublisherFeedback] = {}
-
-    def __init__(self, transport: RTCDtlsTransport) -> None:
+    def __init__(self, context: MediaContext, transport: RTCDtlsTransport) -> None:
+        self.context = context
         self.transport = transport
-        self.estimator = LossBasedEstimator(bwe_settings())
+        self.estimator = LossBasedEstimator(context.bwe)
         self._members: list[FeedbackMember] = []
         self._streams: dict[int, _Stream] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -88,11 +88,13 @@ class PublisherFeedback:
     # ---- membership
 
     @classmethod
-    def join(cls, transport: RTCDtlsTransport, member: FeedbackMember) -> PublisherFeedback:
-        feedback = cls._registry.get(id(transport))
-        if feedback is None or feedback.transport is not transport:
-            feedback = cls(transport)
-            cls._registry[id(transport)] = feedback
+    def join(
+        cls, context: MediaContext, transport: RTCDtlsTransport, member: FeedbackMember
+    ) -> PublisherFeedback:
+        state = context.transports.state(transport)
+        feedback = state.feedback
+        if feedback is None:
+            feedback = state.feedback = cls(context, transport)
         if member not in feedback._members:
             feedback._members.append(member)
         return feedback
@@ -105,13 +107,16 @@ class PublisherFeedback:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if PublisherFeedback._registry.get(id(self.transport)) is self:
-            del PublisherFeedback._registry[id(self.transport)]
+        registry = self.context.transports
+        state = registry.get(self.transport)
+        if state is not None and state.feedback is self:
+            state.feedback = None
+            registry.discard_if_unused(self.transport)
 
-    @classmethod
-    def for_transport(cls, transport: RTCDtlsTransport) -> PublisherFeedback | None:
-        feedback = cls._registry.get(id(transport))
-        return feedback if feedback is not None and feedback.transport is transport else None
+    @staticmethod
+    def for_transport(context: MediaContext, transport: RTCDtlsTransport) -> PublisherFeedback | None:
+        state = context.transports.get(transport)
+        return state.feedback if state is not None else None
 
     # ---- the packet path (synchronous)
 
@@ -138,7 +143,7 @@ class PublisherFeedback:
             self.update(time.monotonic())
             self.send_remb()
         except Exception as exc:
-            report_error("publisher_feedback.tick", exc)
+            self.context.errors.report("publisher_feedback.tick", exc)
         finally:
             if not self.closed:
                 self._timer = asyncio.get_running_loop().call_later(INTERVAL_S, self._tick)
@@ -157,6 +162,7 @@ class PublisherFeedback:
             e, lo = stream.window()
             expected += e
             lost += lo
+        self.context.stats.packets_lost_in += lost
         return self.estimator.update(expected=expected, lost=lost, now=now)
 
     def ssrcs(self) -> list[int]:

@@ -1,5 +1,5 @@
-"""Settings of the media engine: the RtcConfig that ``configure()`` installed, and the publisher
-bandwidth-estimate knobs (module level so tests and the session layer can tune them; see ``bwe.py``)."""
+"""Settings of the media engine: the publisher bandwidth-estimate knobs (``bwe.py``) and how they
+follow from the ``rtc`` config section. A ``MediaContext`` holds the ones in force (``context.py``)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,6 @@ from dataclasses import dataclass
 from parley.config import RtcConfig
 from parley.observability import get_logger
 from parley.sfu.media.errors import MediaConfigError
-
-_current = RtcConfig()
-
-
-def settings() -> RtcConfig:
-    return _current
-
-
-def install(rtc: RtcConfig) -> None:
-    global _current
-    _current = rtc
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +38,6 @@ class BweSettings:
             raise ValueError("need 0 <= low_loss <= high_loss <= 1")
 
 
-_bwe = BweSettings()
 _log = get_logger("parley.sfu.media")
 
 
@@ -65,13 +53,3 @@ def bwe_from_config(rtc: RtcConfig) -> BweSettings:
     if clamped != start:
         _log.warning("rtc.bwe_start_bitrate clamped into [bwe_min_bitrate, bwe_max_bitrate]", start=clamped)
     return BweSettings(min_bps=low, start_bps=clamped, max_bps=high)
-
-
-def bwe_settings() -> BweSettings:
-    return _bwe
-
-
-def install_bwe(bwe: BweSettings) -> None:
-    """Used by estimators created from now on (``configure()`` installs the RtcConfig's bounds)."""
-    global _bwe
-    _bwe = bwe

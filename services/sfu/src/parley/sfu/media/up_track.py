@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import TYPE_CHECKING
 
 from aiortc import RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
@@ -24,14 +25,14 @@ from aiortc.rtp import (
 
 from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media.audio_level import AudioLevel
-from parley.sfu.media.guard import report_error
 from parley.sfu.media.interfaces import LinkReport, PacketSink
 from parley.sfu.media.keyframe import keyframe_detector, vp8_keyframe_size
 from parley.sfu.media.layers import Layer, best_layer
 from parley.sfu.media.publisher_feedback import PublisherFeedback
 from parley.sfu.media.sender_report import PublisherSr
-from parley.sfu.media.settings import settings
-from parley.sfu.media.stats import STATS
+
+if TYPE_CHECKING:
+    from parley.sfu.media.context import MediaContext
 
 KEYFRAME_REQUEST_INTERVAL_S = 0.5
 """At most one PLI per layer in this interval, however many subscribers ask."""
@@ -44,7 +45,8 @@ for the audio codec ask for them."""
 
 class UpTrack:
     """One published track (a ``TrackSource`` and a ``LinkStats``, see ``interfaces.py``): feeds every
-    packet of every layer to its sinks. Construct after the publisher's offer was applied."""
+    packet of every layer to its sinks. Construct after the publisher's offer was applied, with the
+    node's ``MediaContext`` (counters, settings, the publisher feedback of the receiver's transport)."""
 
     def __init__(
         self,
@@ -53,14 +55,17 @@ class UpTrack:
         kind: str,
         mid: str,
         track_sid: str,
+        context: MediaContext,
         transceiver: RTCRtpTransceiver | None = None,
     ) -> None:
+        self._context = context
+        self._stats = context.stats
         self._receiver = receiver
         self._kind = kind
         self._mid = mid
         self._track_sid = track_sid
         self._video = kind == "video"
-        self._cache_size = settings().packet_cache_size
+        self._cache_size = context.packet_cache_size
         self._codecs: dict[int, RTCRtpCodecParameters] = {}
         self._rtx_apt: dict[int, int] = {}
         self._rtx_ssrcs: dict[int, int] = {}
@@ -78,7 +83,7 @@ class UpTrack:
         """SSRC -> fraction lost (0..255) in the latest receiver report interval."""
         self._audio = AudioLevel()
         self._nack: dict[int, NackGenerator] = {}
-        self._stats: dict[int, StreamStatistics] = {}
+        self._streams: dict[int, StreamStatistics] = {}
         self._pli_at: dict[int, float] = {}
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
@@ -90,11 +95,11 @@ class UpTrack:
         if internals.receiver_started(receiver):
             self._set_codecs(list(internals.receiver_codecs(receiver).values()))
             self._rtx_ssrcs.update(internals.receiver_rtx_ssrcs(receiver))
-        self._feedback = PublisherFeedback.join(receiver.transport, self)
+        self._feedback = PublisherFeedback.join(context, receiver.transport, self)
         internals.hook_receiver(
             receiver, on_rtp=self._on_rtp, on_rtcp=self._on_rtcp, on_parameters=self._on_parameters
         )
-        STATS.tracks_in += 1
+        self._stats.tracks_in += 1
         try:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(RTCP_INTERVAL_S, self._rtcp_tick)
@@ -149,6 +154,10 @@ class UpTrack:
         return self._closed
 
     @property
+    def context(self) -> MediaContext:
+        return self._context
+
+    @property
     def feedback_ssrc(self) -> int | None:
         """The sender SSRC of our RTCP to the publisher."""
         return internals.receiver_rtcp_ssrc(self._receiver)
@@ -177,7 +186,7 @@ class UpTrack:
         if not layers:
             return None if not self._layers else LinkReport(0.0, 0.0, None, 0, 0)
         top = layers[-1]
-        stats = self._stats.get(top.ssrc)
+        stats = self._streams.get(top.ssrc)
         clock = 90000 if self._video else 48000
         jitter_ms = stats.jitter * 1000 / clock if stats is not None else 0.0
         bitrate = sum(layer.meter(now) for layer in layers)
@@ -210,7 +219,7 @@ class UpTrack:
             self._timer.cancel()
         self._feedback.leave(self)
         self._sinks = []
-        STATS.tracks_in -= 1
+        self._stats.tracks_in -= 1
 
     # ---- codecs
 
@@ -247,15 +256,20 @@ class UpTrack:
         try:
             self._handle_rtp(packet, arrival_time_ms)
         except Exception as exc:
-            report_error("up_track.rtp", exc, track=self._track_sid)
+            self._context.errors.report("up_track.rtp", exc, track=self._track_sid)
 
     def _handle_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         now = time.monotonic()
-        STATS.packets_in += 1
-        STATS.bytes_in += len(packet.payload) + 12
+        counters = self._stats
+        nbytes = len(packet.payload) + RTP_HEADER_BYTES
+        counters.packets_in += 1
+        counters.bytes_in += nbytes
         self.packets_received += 1
         pt = packet.payload_type
         rtx_apt = self._rtx_apt.get(pt)
+        if rtx_apt is not None:
+            counters.packets_in_rtx += 1
+            counters.bytes_in_rtx += nbytes
         # account every packet (RTX and padding probes included) before anything may drop it
         self._feedback.on_packet(
             packet.ssrc,
@@ -275,7 +289,7 @@ class UpTrack:
         if pt != self._last_pt:
             codec = self._codecs.get(pt)
             if codec is None:
-                STATS.packets_dropped += 1
+                counters.packets_dropped += 1
                 return
             self._last_pt = pt
             if codec.mimeType != self._mime:
@@ -288,9 +302,9 @@ class UpTrack:
         layer.octets += len(packet.payload) + RTP_HEADER_BYTES
         if self._video:
             self._video_feedback(layer, packet)
-        stats = self._stats.get(packet.ssrc)
-        if stats is not None:
-            stats.add(packet)
+        stream = self._streams.get(packet.ssrc)
+        if stream is not None:
+            stream.add(packet)
         if not packet.payload:  # padding only (bandwidth probing): keep subscribers' seq contiguous
             for sink in self._sinks:
                 sink.skip(layer, packet.sequence_number)
@@ -310,7 +324,7 @@ class UpTrack:
             try:
                 sink.forward(layer, packet, keyframe, now)
             except Exception as exc:
-                report_error("down_track.forward", exc, track=self._track_sid)
+                self._context.errors.report("down_track.forward", exc, track=self._track_sid)
 
     def _new_layer(self, packet: RtpPacket) -> Layer:
         rid = packet.extensions.rtp_stream_id or ""
@@ -325,7 +339,7 @@ class UpTrack:
         self._by_ssrc[packet.ssrc] = layer
         self._by_rid[rid] = layer
         codec = self._codecs.get(packet.payload_type)
-        self._stats[packet.ssrc] = StreamStatistics(codec.clockRate if codec else 90000)
+        self._streams[packet.ssrc] = StreamStatistics(codec.clockRate if codec else 90000)
         if self._video:
             self._nack[packet.ssrc] = NackGenerator()
         return layer
@@ -358,6 +372,7 @@ class UpTrack:
             nack.lost = sorted(generator.missing)
             self._send_rtcp(bytes(nack))
             self.nacks_sent += 1
+            self._stats.nacks_sent += 1
 
     def request_keyframe(self, layer: Layer | None, now: float | None = None) -> bool:
         """PLI to the publisher for ``layer`` (default: every layer), at most one per layer per 500 ms."""
@@ -376,7 +391,7 @@ class UpTrack:
             pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc, media_ssrc=target.ssrc)
             if self._send_rtcp(bytes(pli)):
                 self.keyframe_requests_sent += 1
-                STATS.plis_sent += 1
+                self._stats.plis_sent += 1
                 sent = True
         return sent
 
@@ -396,7 +411,7 @@ class UpTrack:
                     info = packet.sender_info
                     layer.sr = PublisherSr(info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
         except Exception as exc:
-            report_error("up_track.rtcp", exc, track=self._track_sid)
+            self._context.errors.report("up_track.rtcp", exc, track=self._track_sid)
 
     def _rtcp_tick(self) -> None:
         if self._closed:
@@ -405,7 +420,7 @@ class UpTrack:
             self._follow_transport()
             self._send_receiver_report()
         except Exception as exc:
-            report_error("up_track.rr", exc, track=self._track_sid)
+            self._context.errors.report("up_track.rr", exc, track=self._track_sid)
         finally:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(RTCP_INTERVAL_S * (0.5 + random.random()), self._rtcp_tick)
@@ -415,15 +430,15 @@ class UpTrack:
         transport = self._receiver.transport
         if transport is not self._feedback.transport:
             self._feedback.leave(self)
-            self._feedback = PublisherFeedback.join(transport, self)
+            self._feedback = PublisherFeedback.join(self._context, transport, self)
 
     def _send_receiver_report(self) -> None:
         rtcp_ssrc = internals.receiver_rtcp_ssrc(self._receiver)
-        if rtcp_ssrc is None or not self._stats:
+        if rtcp_ssrc is None or not self._streams:
             return
         now = time.monotonic()
         reports = []
-        for ssrc, stream in self._stats.items():
+        for ssrc, stream in self._streams.items():
             layer = self._by_ssrc.get(ssrc)
             lsr = dlsr = 0
             if layer is not None and layer.sr is not None:

@@ -4,7 +4,8 @@ probing, one :class:`SubscriberCongestion` per subscriber DTLS transport.
 The DownTrack wiring (``media/down_track.py``):
 
 - when the sender's transport is known (``_on_parameters``):
-  ``self._cc = SubscriberCongestion.join(transport, self, video=self._video)``. A video down track is
+  ``self._cc = SubscriberCongestion.join(context, transport, self, video=self._video)`` (the
+  controller lives in the media context's transport registry). A video down track is
   an :class:`~parley.sfu.media.interfaces.Allocatable`: the allocator calls ``set_allocation`` (only on
   change; ``NO_LAYER`` = paused for bandwidth) from its timer and ``send_padding`` while probing. An
   audio down track is not allocated; the allocator reserves ``layer_bitrates(now)[-1].bps`` for it

@@ -1,7 +1,8 @@
 """One send-side congestion controller per subscriber DTLS transport: transport-wide sequence numbers,
 the send history, the estimate, stream allocation and probing.
 
-Keyed by the (bundled) transport like ``publisher_feedback.PublisherFeedback``: every DownTrack joins
+Kept per (bundled) transport in the media context's ``TransportRegistry``, beside the transport's
+``publisher_feedback.PublisherFeedback``: every DownTrack joins
 the controller of its sender's transport and leaves it on close; the last one out stops the timers.
 The transport's RTCP is tapped once (``aiortc_internals.tap_transport_rtcp``): TWCC feedback is
 consumed here, REMB is read and still routed to the senders.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import unpack_remb_fci
@@ -30,8 +32,10 @@ from parley.sfu.media.congestion.twcc import (
     parse_feedback,
     unwrap_reference,
 )
-from parley.sfu.media.guard import report_error
 from parley.sfu.media.interfaces import NO_LAYER, Allocatable
+
+if TYPE_CHECKING:
+    from parley.sfu.media.context import MediaContext
 
 MAX_PADDING_PACKETS = 64
 """Per track and probe tick."""
@@ -40,13 +44,12 @@ MAX_PADDING_PACKETS = 64
 class SubscriberCongestion:
     """Use :meth:`join`; one instance per subscriber DTLS transport while it has down tracks."""
 
-    _registry: dict[int, SubscriberCongestion] = {}
-    config = CongestionConfig()
-    """Used by instances created from now on."""
-
-    def __init__(self, transport: RTCDtlsTransport, config: CongestionConfig | None = None) -> None:
+    def __init__(
+        self, context: MediaContext, transport: RTCDtlsTransport, config: CongestionConfig | None = None
+    ) -> None:
+        self.context = context
         self.transport = transport
-        self.config = config = config or type(self).config
+        self.config = config = config or context.congestion
         self.history = SendHistory()
         self.estimator = SendSideEstimator(config.estimator)
         self.allocator = StreamAllocator(config.allocator)
@@ -72,16 +75,16 @@ class SubscriberCongestion:
 
     @classmethod
     def join(
-        cls, transport: RTCDtlsTransport, member: Allocatable, *, video: bool = True
+        cls, context: MediaContext, transport: RTCDtlsTransport, member: Allocatable, *, video: bool = True
     ) -> SubscriberCongestion:
         """Add a down track (audio tracks only reserve their bitrate); starts the tick timer when an
         event loop runs."""
-        cc = cls.for_transport(transport)
+        state = context.transports.state(transport)
+        cc = state.congestion
         if cc is None:
-            cc = cls(transport)
-            cls._registry[id(transport)] = cc
+            cc = state.congestion = cls(context, transport)
             internals.tap_transport_rtcp(
-                transport, lambda pt, fmt, packet: _route_rtcp(transport, pt, fmt, packet)
+                transport, lambda pt, fmt, packet: _route_rtcp(context, transport, pt, fmt, packet)
             )
         members = cc.video if video else cc.audio
         if member not in members:
@@ -106,13 +109,16 @@ class SubscriberCongestion:
             if timer is not None:
                 timer.cancel()
         self._timer = self._probe_timer = None
-        if SubscriberCongestion._registry.get(id(self.transport)) is self:
-            del SubscriberCongestion._registry[id(self.transport)]
+        registry = self.context.transports
+        state = registry.get(self.transport)
+        if state is not None and state.congestion is self:
+            state.congestion = None
+            registry.discard_if_unused(self.transport)
 
-    @classmethod
-    def for_transport(cls, transport: RTCDtlsTransport) -> SubscriberCongestion | None:
-        cc = cls._registry.get(id(transport))
-        return cc if cc is not None and cc.transport is transport else None
+    @staticmethod
+    def for_transport(context: MediaContext, transport: RTCDtlsTransport) -> SubscriberCongestion | None:
+        state = context.transports.get(transport)
+        return state.congestion if state is not None else None
 
     # ---- the packet path (synchronous)
 
@@ -205,7 +211,7 @@ class SubscriberCongestion:
             if self._probing and self._probe_timer is None:
                 self._probe_timer = loop.call_later(self.config.probe_tick_s, self._probe_tick)
         except Exception as exc:
-            report_error("congestion.tick", exc)
+            self.context.errors.report("congestion.tick", exc)
         finally:
             self._timer = None if self.closed else loop.call_later(self.config.tick_s, self._tick)
 
@@ -216,19 +222,21 @@ class SubscriberCongestion:
         try:
             self.pad(time.monotonic())
         except Exception as exc:
-            report_error("congestion.probe", exc)
+            self.context.errors.report("congestion.probe", exc)
         if not self.closed:
             self._probe_timer = asyncio.get_running_loop().call_later(
                 self.config.probe_tick_s, self._probe_tick
             )
 
 
-def _route_rtcp(transport: RTCDtlsTransport, packet_type: int, fmt: int, packet: bytes) -> bool:
+def _route_rtcp(
+    context: MediaContext, transport: RTCDtlsTransport, packet_type: int, fmt: int, packet: bytes
+) -> bool:
     """The RTCP tap of a subscriber transport: consume TWCC feedback, read REMB (still routed)."""
     if fmt != FMT_TWCC or packet_type not in (RTCP_RTPFB, RTCP_PSFB):
         return False
     try:
-        cc = SubscriberCongestion.for_transport(transport)
+        cc = SubscriberCongestion.for_transport(context, transport)
         if packet_type == RTCP_RTPFB:
             if cc is not None:
                 cc.on_feedback(packet, time.monotonic())
@@ -236,5 +244,5 @@ def _route_rtcp(transport: RTCDtlsTransport, packet_type: int, fmt: int, packet:
         if cc is not None and packet[12:16] == b"REMB":
             cc.on_remb(unpack_remb_fci(packet[12:])[0], time.monotonic())
     except Exception as exc:
-        report_error("congestion.rtcp", exc)
+        context.errors.report("congestion.rtcp", exc)
     return False
