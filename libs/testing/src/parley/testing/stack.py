@@ -15,6 +15,7 @@ from parley.devprocs import (
     ManagedProcess,
     NatsServer,
     ProcessError,
+    ValkeySentinelSet,
     ValkeyServer,
     free_port,
     service_process,
@@ -49,8 +50,11 @@ class Stack:
     config: dict[str, Any] = field(default_factory=dict)
     instances: dict[str, int] = field(default_factory=dict)
     instance_overrides: dict[str, list[list[str]]] = field(default_factory=dict)
+    redis_sentinel: bool = False
+    """Run on a Valkey primary + replica + 3 sentinels (``sentinel``) instead of one Valkey."""
     nats: NatsServer | None = None
     valkey: ValkeyServer | None = None
+    sentinel: ValkeySentinelSet | None = None
     running: list[ServiceInstance] = field(default_factory=list)
 
     # -- addresses ------------------------------------------------------------------------------
@@ -88,11 +92,16 @@ class Stack:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def base_config(self) -> dict[str, Any]:
-        assert self.nats is not None and self.valkey is not None
+        assert self.nats is not None
+        if self.sentinel is not None:
+            redis: dict[str, Any] = self.sentinel.redis_section()
+        else:
+            assert self.valkey is not None
+            redis = {"address": self.valkey.address}
         config: dict[str, Any] = {
             "keys": {TEST_API_KEY: TEST_API_SECRET},
             "nats": {"url": self.nats.url},
-            "redis": {"address": self.valkey.address},
+            "redis": redis,
             "rtc": {"use_loopback": True, "port_range_start": 40000, "port_range_end": 49999},
             "logging": {"level": "info", "json_output": False},
         }
@@ -103,9 +112,15 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.nats = NatsServer(store_dir=self.log_dir / "nats-store", log_path=self.log_dir / "nats.log")
         self.nats.start()
-        self.valkey = ValkeyServer(data_dir=self._dir("valkey-data"), log_path=self.log_dir / "valkey.log")
-        self.valkey.start()
         try:
+            if self.redis_sentinel:
+                self.sentinel = ValkeySentinelSet(data_dir=self._dir("sentinel-data"), log_dir=self.log_dir)
+                self.sentinel.start()
+            else:
+                self.valkey = ValkeyServer(
+                    data_dir=self._dir("valkey-data"), log_path=self.log_dir / "valkey.log"
+                )
+                self.valkey.start()
             for service in self.services:
                 for index in range(self.instances.get(service, 1)):
                     self.start_instance(service, index)
@@ -186,6 +201,8 @@ class Stack:
         self.running.clear()
         if self.valkey is not None:
             self.valkey.stop()
+        if self.sentinel is not None:
+            self.sentinel.stop()
         if self.nats is not None:
             self.nats.stop()
 

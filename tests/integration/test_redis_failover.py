@@ -1,0 +1,158 @@
+"""Redis Sentinel failover under official-SDK load: the Valkey primary is SIGKILLed while
+``livekit-api`` RoomService calls run in a loop and ``livekit`` SDK participants join.
+
+The stack runs on a Valkey primary + replica + 3 sentinels (``Stack(redis_sentinel=True)``,
+down-after 1 s). What must hold once the sentinels promote the replica:
+
+- no committed room is lost: every room whose CreateRoom answered before the kill is listed after;
+- every call made during the failover succeeds, late rather than failed: RoomService calls (the
+  edge waits up to 10 s for room-state) and SDK joins (JoinRoom: 5 s);
+- a participant that joined before the kill is still listed, and the joins made during the
+  failover are listed too.
+
+It prints the failover times (kill -> first CreateRoom answered by the new primary; kill -> first SDK
+join connected), recorded in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from livekit import api, rtc
+
+from parley.devprocs import ValkeySentinelSet
+from parley.testing import Stack, load_script, poll_until
+
+pytestmark = pytest.mark.integration
+
+load = load_script(Path(__file__).with_name("sdk_load.py"), "sdk_load")
+
+SERVICES = ["room-state", "sfu", "signaling"]
+ROOMS_BEFORE = 20
+LATE_JOINS = 3
+
+
+async def _listed(stack: Stack, room: str) -> set[str]:
+    client = api.LiveKitAPI(stack.http_url, stack.api_key, stack.api_secret)
+    try:
+        resp = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+        return {p.identity for p in resp.participants}
+    finally:
+        await client.aclose()
+
+
+async def _rooms(stack: Stack) -> set[str]:
+    client = api.LiveKitAPI(stack.http_url, stack.api_key, stack.api_secret)
+    try:
+        return {r.name for r in (await client.room.list_rooms(api.ListRoomsRequest())).rooms}
+    finally:
+        await client.aclose()
+
+
+async def test_primary_sigkill_under_load_delays_calls_and_loses_no_room(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(services=SERVICES, redis_sentinel=True)
+    sentinel = stack.sentinel
+    assert sentinel is not None
+    run = uuid.uuid4().hex[:6]
+    main = f"fo-{run}"
+    key, secret = stack.api_key, stack.api_secret
+
+    client = api.LiveKitAPI(stack.http_url, key, secret)
+    try:
+        before = [f"before-{run}-{i}" for i in range(ROOMS_BEFORE)]
+        for name in before:
+            await client.room.create_room(api.CreateRoomRequest(name=name, empty_timeout=600))
+    finally:
+        await client.aclose()
+    early = await load.join(stack.ws_url, key, secret, main, "early")
+    late: list[rtc.Room] = []
+    apis = [load.ApiLoad(stack.http_url, key, secret, main, f"during-{run}-{i}") for i in range(2)]
+    tasks = [asyncio.create_task(a.run()) for a in apis]
+    promotion: asyncio.Task[float] | None = None
+    try:
+        await poll_until(lambda: len(apis[0].created) >= 3, timeout=30, message="the API loop runs")
+        old = sentinel.primary_address()
+        killed = time.monotonic()
+        assert sentinel.kill_primary() == old
+        promotion = asyncio.create_task(_promoted(sentinel, old))
+
+        joins = load.Record()
+
+        async def late_join(i: int) -> None:
+            await joins.timed("join", f"late-{i}", _join_into(late, stack, main, f"late-{i}"))
+
+        await asyncio.gather(*(late_join(i) for i in range(LATE_JOINS)))
+        promoted = await asyncio.wait_for(promotion, 30)
+        writes = [a.record.first_ok_after(killed, ("CreateRoom",)) for a in apis]
+        await poll_until(
+            lambda: all(a.record.first_ok_after(promoted, ("CreateRoom",)) for a in apis),
+            timeout=30,
+            message="the API loops write on the new primary",
+        )
+        for a in apis:
+            a.stop()
+        await asyncio.gather(*tasks)
+
+        failed = [c for a in apis for c in a.record.failed()] + joins.failed()
+        assert failed == [], f"calls failed during the failover: {failed}"
+        during = [c for a in apis for c in a.record.spanning(killed)]
+        assert len(during) > 2 * len(apis), "the loops made calls across the failover"
+
+        rooms = await _rooms(stack)
+        assert set(before) <= rooms, f"rooms lost: {set(before) - rooms}"
+        created = {name for a in apis for name in a.created}
+        assert created <= rooms, f"rooms created during the failover lost: {created - rooms}"
+        expected = {"early", *(f"late-{i}" for i in range(LATE_JOINS))}
+        await poll_until(
+            lambda: _listed_is(stack, main, expected), timeout=20, message="every participant listed"
+        )
+
+        first_write = min(c.ended for c in (w for w in writes if w is not None)) - killed
+        first_join = min(c.ended for c in joins.calls) - killed
+        slowest_api = max(c.ended - c.started for c in during)
+        print(
+            f"\nredis failover: kill -> a sentinel names the new primary {promoted - killed:.2f}s; "
+            f"kill -> first CreateRoom answered {first_write:.2f}s; kill -> first SDK join {first_join:.2f}s; "
+            f"slowest API call across the failover {slowest_api:.2f}s; "
+            f"{len(during)} API calls and {len(joins.calls)} joins across it, none failed"
+        )
+    finally:
+        for a in apis:
+            a.stop()
+        if promotion is not None:
+            promotion.cancel()
+        await asyncio.gather(*tasks, *([promotion] if promotion else []), return_exceptions=True)
+        for participant in [early, *late]:
+            await load.leave(participant)
+
+
+async def _promoted(sentinel: ValkeySentinelSet, old: str | None) -> float:
+    """When a sentinel first names a primary other than ``old`` (monotonic)."""
+    return await asyncio.to_thread(_wait_promoted, sentinel, old)
+
+
+def _wait_promoted(sentinel: ValkeySentinelSet, old: str | None, limit: float = 60.0) -> float:
+    deadline = time.monotonic() + limit
+    while sentinel.primary_address() in (None, old):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no sentinel named a new primary within {limit}s")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+async def _join_into(into: list[rtc.Room], stack: Stack, room: str, identity: str) -> None:
+    into.append(await load.join(stack.ws_url, stack.api_key, stack.api_secret, room, identity))
+
+
+async def _listed_is(stack: Stack, room: str, identities: set[str]) -> bool:
+    try:
+        return await _listed(stack, room) == identities
+    except Exception:
+        return False
