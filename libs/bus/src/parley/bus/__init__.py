@@ -1,7 +1,11 @@
 """The one place that knows NATS: typed subjects, publish/subscribe, queue groups,
-request/reply with timeouts and error codes, JetStream streams, consumers and KV."""
+request/reply with timeouts and error codes, JetStream streams, consumers and KV.
 
-from parley.bus import rpcs, subjects
+Every RPC is declared once in ``rpcs`` (``Bus.call``/``Bus.serve`` take the declaration), one-way
+flows in ``topics``. ``Bus`` is the seam (``interfaces.py``): ``NatsBus`` for real, ``MemoryBus`` for
+unit tests."""
+
+from parley.bus import rpcs, subjects, topics
 from parley.bus.binding import Binding, bind, serve_all
 from parley.bus.contract import Rpc, Scope, Topic
 from parley.bus.delivery import Delivery, Handler
@@ -31,4 +35,5 @@ __all__ = [
     "rpcs",
     "serve_all",
     "subjects",
+    "topics",
 ]

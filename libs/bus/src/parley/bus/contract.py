@@ -31,6 +31,7 @@ class Scope(StrEnum):
     EDGE = "edge id"
     DISPATCH_INSTANCE = "dispatch instance id"
     SERVICE = "service name"
+    ROOM = "room token"
 
 
 def _fill(pattern: str, scope: Scope, topic: str, name: str) -> str:
@@ -55,7 +56,8 @@ class Rpc(Generic[Req, Resp]):
     server: str
     """The service that serves it (exactly one in the tree; see the one-server test)."""
     callers: tuple[str, ...] = ()
-    """Who calls it: services, ``tests`` for methods only tests still call."""
+    """Who calls it: services, ``tests`` for methods only tests still call; empty for the legacy
+    methods still served (the wire stays answered) that nothing calls any more."""
     scope: Scope = Scope.NONE
     queue: str = ""
     """Queue group pattern ("" = one instance's own subject); may use ``{topic}``."""

@@ -1,13 +1,17 @@
-"""The Contracts table of AGENTS.md, rendered from the declarations (``rpcs.py``, ``topics.py``)."""
+"""The Contracts table of AGENTS.md, rendered from the declarations (``rpcs.py``, ``topics.py``).
+
+``python -m parley.bus.contracts_doc`` prints it; a test checks AGENTS.md holds exactly this.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from parley.bus import rpcs, topics
 from parley.bus.contract import TOPIC, Rpc, Scope, Topic
 
-BEGIN = "<!-- contracts:begin (python -m parley.bus.rpcs --markdown) -->"
+BEGIN = "<!-- contracts:begin (generated: python -m parley.bus.contracts_doc) -->"
 END = "<!-- contracts:end -->"
 
 _PLACEHOLDER = {
@@ -16,6 +20,7 @@ _PLACEHOLDER = {
     Scope.EDGE: "<edge>",
     Scope.DISPATCH_INSTANCE: "<instance>",
     Scope.SERVICE: "<service>",
+    Scope.ROOM: "<room_token>",
 }
 
 
@@ -53,3 +58,12 @@ def markdown(rpcs: Sequence[Rpc[Any, Any]], topics: Sequence[Topic[Any]] = ()) -
         ]
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def render() -> str:
+    """The section for the declarations in the tree."""
+    return markdown(rpcs.ALL, topics.ALL)
+
+
+if __name__ == "__main__":  # pragma: no cover - a developer's command
+    print(render(), end="")

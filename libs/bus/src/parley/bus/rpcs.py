@@ -4,12 +4,11 @@ Callers use ``bus.call(rpcs.JOIN_ROOM, request, timeout=...)``; the server regis
 with ``bus.serve(rpcs.JOIN_ROOM, handler)``. Subjects come from ``subjects`` (the one place that
 derives them), so the wire is what it was when callers passed subject strings.
 
-``python -m parley.bus.rpcs --markdown`` prints the Contracts table of AGENTS.md.
+``python -m parley.bus.contracts_doc`` prints the Contracts table of AGENTS.md from these.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from google.protobuf.empty_pb2 import Empty
@@ -116,8 +115,8 @@ RECONCILE_NODE: Rpc[rs.NodeSessions, rs.ReconcileResult] = _room_state(
     "ReconcileNode",
     rs.NodeSessions,
     rs.ReconcileResult,
-    "legacy: a node's sessions (now inside Report)",
-    callers=(TESTS,),
+    "legacy, uncalled: a node's sessions (now inside Report)",
+    callers=(),
 )
 PARTICIPANT_ACTIVE: Rpc[rs.ParticipantActiveRequest, rs.Ack] = _room_state(
     "ParticipantActive", rs.ParticipantActiveRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
@@ -126,7 +125,7 @@ PARTICIPANT_LEFT: Rpc[rs.ParticipantLeftRequest, rs.Ack] = _room_state(
     "ParticipantLeft", rs.ParticipantLeftRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
 )
 PARTICIPANT_UPDATED: Rpc[rs.ParticipantUpdatedRequest, rs.Ack] = _room_state(
-    "ParticipantUpdated", rs.ParticipantUpdatedRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
+    "ParticipantUpdated", rs.ParticipantUpdatedRequest, rs.Ack, "legacy unsequenced report", callers=()
 )
 TRACK_PUBLISHED: Rpc[rs.TrackPublishedRequest, rs.Ack] = _room_state(
     "TrackPublished", rs.TrackPublishedRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
@@ -135,7 +134,7 @@ TRACK_UNPUBLISHED: Rpc[rs.TrackUnpublishedRequest, rs.Ack] = _room_state(
     "TrackUnpublished", rs.TrackUnpublishedRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
 )
 TRACK_UPDATED: Rpc[rs.TrackUpdatedRequest, rs.Ack] = _room_state(
-    "TrackUpdated", rs.TrackUpdatedRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
+    "TrackUpdated", rs.TrackUpdatedRequest, rs.Ack, "legacy unsequenced report", callers=()
 )
 
 # room-state: livekit.RoomService, with LiveKit's own messages ----------------------------------
@@ -284,11 +283,3 @@ PING: Rpc[Empty, Empty] = Rpc(
 
 ALL: tuple[Rpc[Any, Any], ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rpc))
 """Every declaration, in the order above."""
-
-
-if __name__ == "__main__":  # pragma: no cover - a developer's command
-    from parley.bus.contracts_doc import markdown
-
-    if sys.argv[1:] != ["--markdown"]:
-        sys.exit("usage: python -m parley.bus.rpcs --markdown")
-    print(markdown(ALL), end="")
