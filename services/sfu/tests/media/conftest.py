@@ -180,6 +180,12 @@ def publisher(media: MediaContext) -> object:
 
 
 @pytest.fixture
+def publish_with(rtc: RtcConfig) -> object:
+    """``publish`` taking the SFU side's media context (``context=``): several engines in one test."""
+    return publish
+
+
+@pytest.fixture
 async def room(media: MediaContext) -> AsyncIterator[Room]:
     r = await publish(context=media)
     try:
