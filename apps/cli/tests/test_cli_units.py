@@ -118,3 +118,17 @@ def test_dev_plan_hands_each_service_only_its_section(tmp_path: Path) -> None:
 def test_dev_plan_invalid_config_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"rtc\.port_range_end"):
         plan(tmp_path, "rtc.port_range_end=1")
+
+
+def test_dev_plan_sentinel_config_is_not_embedded_and_the_dev_set_is_handed_on(tmp_path: Path) -> None:
+    external = plan(tmp_path, "redis.sentinel_master_name=m", "redis.sentinel_addresses=[s1:26379]")
+    assert not external.embedded_valkey and external.config.redis.uses_sentinel
+    got = plan(tmp_path)
+    got.use_redis_sentinel(
+        {"sentinel_master_name": "parley", "sentinel_addresses": ["127.0.0.1:1"]}, "127.0.0.1:2"
+    )
+    body, _ = got.for_service("room-state")
+    assert (
+        body["redis"]["sentinel_addresses"] == ["127.0.0.1:1"] and body["redis"]["address"] == "127.0.0.1:2"
+    )
+    assert got.config.redis.uses_sentinel and got.config.redis.sentinel_master_name == "parley"

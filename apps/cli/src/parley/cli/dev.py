@@ -28,6 +28,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     dev.add_argument("--port", type=int, default=None, help="edge HTTP/WebSocket port (default 7880)")
     dev.add_argument("--nats-url", default=None, help="use this NATS (with JetStream) instead of our own")
     dev.add_argument("--redis-address", default=None, metavar="HOST:PORT", help="use this Redis/Valkey")
+    dev.add_argument(
+        "--redis-sentinel",
+        action="store_true",
+        help="embedded Redis as a Valkey primary + replica + 3 sentinels (try a failover: kill the primary)",
+    )
     dev.add_argument("--nats-port", type=int, default=0, help="embedded NATS port (default 4222, else free)")
     dev.add_argument(
         "--valkey-port", type=int, default=0, help="embedded Valkey port (default 6379, else free)"
@@ -53,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         redis_address=args.redis_address,
         sets=args.set,
     )
+    if args.redis_sentinel and not plan.embedded_valkey:
+        raise UsageError(
+            "--redis-sentinel starts its own Valkey: drop redis.address / redis.sentinel_addresses"
+        )
     port = plan.config.port
     if not port_is_free(port):
         raise UsageError(f"port {port} is in use: stop what uses it or pass --port")
@@ -70,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         services=services,
         nats_port=args.nats_port,
         valkey_port=args.valkey_port,
+        redis_sentinel=args.redis_sentinel,
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -108,6 +118,12 @@ def banner(stack: DevStack) -> None:
     key, secret = next(iter(config.keys.items()))
     nats = f"{config.nats.url}{' (embedded)' if stack.nats else ''}"
     redis = f"{config.redis.address}{' (embedded)' if stack.valkey else ''}"
+    if config.redis.uses_sentinel:
+        embedded = f" (embedded: primary {config.redis.address} + replica)" if stack.sentinel else ""
+        redis = (
+            f"Sentinel {config.redis.sentinel_master_name!r} at {', '.join(config.redis.sentinel_addresses)}"
+            f"{embedded}"
+        )
     lines = [
         "",
         "Parley is running",

@@ -19,7 +19,7 @@ import yaml
 from pydantic import ConfigDict
 
 from parley.config import ParleyConfig, deep_merge, load_config, yaml_source
-from parley.config.sections import TurnConfig
+from parley.config.sections import RedisConfig, TurnConfig
 from parley.devprocs.processes import SERVICES
 
 EMBEDDED = "embedded"
@@ -53,7 +53,8 @@ class DevPlan:
 
     @property
     def embedded_valkey(self) -> bool:
-        return self.config.redis.address == EMBEDDED
+        """No Redis given: neither redis.address nor Sentinel (redis.sentinel_addresses)."""
+        return self.config.redis.address == EMBEDDED and not self.config.redis.uses_sentinel
 
     def sets(self, key: str) -> bool:
         """Whether the user chose ``key`` (dotted) in the body, an override or the environment."""
@@ -94,6 +95,13 @@ class DevPlan:
     def use_redis(self, address: str) -> None:
         self.body.setdefault("redis", {})["address"] = address
         self.config.redis.address = address
+
+    def use_redis_sentinel(self, section: Mapping[str, Any], primary: str) -> None:
+        """Point every service at the dev Sentinel set (``ValkeySentinelSet.redis_section()``);
+        ``address`` is the first primary, for show (Sentinel names the primary from then on)."""
+        redis = {**section, "address": primary}
+        self.body.setdefault("redis", {}).update(redis)
+        self.config.redis = RedisConfig.model_validate({**self.config.redis.model_dump(), **redis})
 
 
 def service_sections(service: str) -> set[str]:

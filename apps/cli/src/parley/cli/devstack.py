@@ -26,6 +26,7 @@ from parley.cli.devconfig import DevPlan
 from parley.cli.errors import DevStackError
 from parley.devprocs.coturn import INSTALL_HINT, Coturn, coturn_available
 from parley.devprocs.processes import ManagedProcess, NatsServer, ValkeyServer, free_port, service_process
+from parley.devprocs.sentinel import ValkeySentinelSet
 
 START_TIMEOUT = 90.0
 """Seconds a service may take to answer /healthz (first start compiles bytecode on 2 busy cores)."""
@@ -94,9 +95,12 @@ class DevStack:
     services: Sequence[str]
     nats_port: int = 0
     valkey_port: int = 0
+    redis_sentinel: bool = False
+    """Embedded Redis as a Valkey primary + replica + 3 sentinels (``--redis-sentinel``)."""
     stopping: threading.Event = field(default_factory=threading.Event)
     nats: NatsServer | None = None
     valkey: ValkeyServer | None = None
+    sentinel: ValkeySentinelSet | None = None
     coturn: Coturn | None = None
     running: list[RunningService] = field(default_factory=list)
 
@@ -122,7 +126,12 @@ class DevStack:
             on_progress(f"starting nats-server (JetStream) on {self.nats.url}")
             self._start_infra("nats-server", self.nats.start, self.log_dir / "nats.log")
             self.plan.use_nats(self.nats.url)
-        if self.plan.embedded_valkey:
+        if self.plan.embedded_valkey and self.redis_sentinel:
+            self.sentinel = ValkeySentinelSet(data_dir=self.data_dir / "valkey", log_dir=self.log_dir)
+            on_progress("starting valkey primary + replica + 3 sentinels (Redis Sentinel)")
+            self._start_infra("valkey sentinel set", self.sentinel.start, self.log_dir / "sentinel-0.log")
+            self.plan.use_redis_sentinel(self.sentinel.redis_section(), self.sentinel.primary_address() or "")
+        elif self.plan.embedded_valkey:
             self.valkey = ValkeyServer(
                 port=self.valkey_port or preferred_port(DEFAULT_VALKEY_PORT),
                 data_dir=self.data_dir / "valkey",
@@ -263,6 +272,8 @@ class DevStack:
             self.coturn.close()
         if self.valkey is not None:
             self.valkey.stop()
+        if self.sentinel is not None:
+            self.sentinel.stop()
         if self.nats is not None:
             self.nats.stop()
 

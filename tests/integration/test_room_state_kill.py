@@ -1,0 +1,86 @@
+"""One of two room-state instances SIGKILLed under official-SDK load goes unnoticed.
+
+``livekit-api`` RoomService calls (CreateRoom, ListRooms, ListParticipants) and Python ``livekit`` SDK
+participants joining and leaving run in loops against one edge while room-state-1 is killed: no
+call and no join fails, the survivor serves everything, and a participant that joined before the
+kill is still listed with the same sid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from livekit import api
+
+from parley.testing import Stack, load_script, poll_until
+
+pytestmark = pytest.mark.integration
+
+load = load_script(Path(__file__).with_name("sdk_load.py"), "sdk_load")
+
+SERVICES = ["room-state", "sfu", "signaling"]
+AFTER_KILL_S = 8.0
+"""How long the loops keep going after the kill (more than the edge's 5 s JoinRoom timeout, so a
+request lost with the killed instance would have shown as a failure)."""
+
+
+async def test_killing_one_of_two_room_state_instances_fails_no_call(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(services=SERVICES, instances={"room-state": 2})
+    key, secret = stack.api_key, stack.api_secret
+    room = f"kill-{uuid.uuid4().hex[:6]}"
+    stayer = await load.join(stack.ws_url, key, secret, room, "stayer")
+    sid = stayer.local_participant.sid
+    apis = [load.ApiLoad(stack.http_url, key, secret, room, f"{room}-api{i}") for i in range(2)]
+    joins = [load.JoinLoop(stack.ws_url, key, secret, room, f"j{i}", stay=0.3) for i in range(2)]
+    loops = [*apis, *joins]
+    tasks = [asyncio.create_task(loop.run()) for loop in loops]
+    try:
+        await poll_until(
+            lambda: all(len([c for c in loop.record.calls if c.ok]) >= 2 for loop in loops),
+            timeout=60,
+            message="every loop runs",
+        )
+        stack.kill("room-state", 1)
+        killed = time.monotonic()
+        await asyncio.sleep(AFTER_KILL_S)  # the load runs on; the loops record every call
+        for loop in loops:
+            loop.stop()
+        await asyncio.gather(*tasks)
+
+        failed = [c for loop in loops for c in loop.record.failed()]
+        assert failed == [], f"calls failed around the kill: {failed}"
+        after = [c for loop in loops for c in loop.record.calls if c.started >= killed]
+        assert {c.kind for c in after} >= {"CreateRoom", "ListRooms", "ListParticipants", "join", "leave"}
+        slowest = max(
+            (c for loop in loops for c in loop.record.spanning(killed)), key=lambda c: c.ended - c.started
+        )
+        print(
+            f"\nroom-state kill: {len(after)} calls after the kill, none failed; slowest call across it "
+            f"{slowest.kind} {slowest.ended - slowest.started:.2f}s"
+        )
+
+        client = api.LiveKitAPI(stack.http_url, key, secret)
+        try:
+            rooms = {r.name for r in (await client.room.list_rooms(api.ListRoomsRequest())).rooms}
+            created = {name for a in apis for name in a.created}
+            assert created <= rooms, f"rooms lost: {created - rooms}"
+
+            async def only_stayer() -> bool:
+                resp = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+                return [(p.identity, p.sid) for p in resp.participants] == [("stayer", sid)]
+
+            await poll_until(only_stayer, timeout=20, message="the stayer alone is listed, same sid")
+        finally:
+            await client.aclose()
+    finally:
+        for loop in loops:
+            loop.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await load.leave(stayer)
