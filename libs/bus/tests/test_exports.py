@@ -16,6 +16,7 @@ def test_public_names() -> None:
         "Bus",
         "BusError",
         "Delivery",
+        "DurablePublisher",
         "ErrorCode",
         "Handler",
         "MemoryBus",

@@ -10,7 +10,7 @@ from parley.bus.binding import Binding, bind, serve_all
 from parley.bus.contract import Rpc, Scope, Topic
 from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, ErrorCode, NoResponders, RpcError, RpcTimeout
-from parley.bus.interfaces import Bus, Subscription
+from parley.bus.interfaces import Bus, DurablePublisher, Subscription
 from parley.bus.memory import MemoryBus
 from parley.bus.nats_bus import NatsBus, connect
 
@@ -19,6 +19,7 @@ __all__ = [
     "Bus",
     "BusError",
     "Delivery",
+    "DurablePublisher",
     "ErrorCode",
     "Handler",
     "MemoryBus",

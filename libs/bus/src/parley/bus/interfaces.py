@@ -1,8 +1,9 @@
 """The bus seam: what services use, implemented by ``NatsBus`` (real) and ``MemoryBus`` (tests).
 
-JetStream (``ensure_stream``, ``publish_durable``, ``consume``) and KV (``key_value``) are not
-part of ``Bus``: faking a stream's storage, redelivery and de-duplication well enough to trust a
-test with it would be a second JetStream. Code that needs them takes a ``NatsBus``.
+JetStream streams, consumers (``ensure_stream``, ``consume``) and KV (``key_value``) are not part
+of ``Bus``: faking a stream's storage, acks and redelivery well enough to trust a test with it would
+be a second JetStream. Code that needs them takes a ``NatsBus``. Only publishing to a stream is a
+seam (``DurablePublisher``): ``MemoryBus`` keeps msg-id de-duplication and delivers to subscribers.
 """
 
 from __future__ import annotations
@@ -82,3 +83,14 @@ class Bus(Protocol):
         """Finish in-flight handlers, then close."""
 
     async def aclose(self) -> None: ...
+
+
+class DurablePublisher(Protocol):
+    """Publishes into a JetStream stream (room-state's outbox relay, dispatch's job events)."""
+
+    async def publish_durable(
+        self, subject: str, payload: Payload, *, msg_id: str = "", timeout: float = 5.0
+    ) -> int:
+        """Stored once per ``msg_id``; returns the stream sequence. Raises NoResponders when no
+        stream stores ``subject``."""
+        ...

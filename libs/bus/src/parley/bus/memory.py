@@ -2,7 +2,7 @@
 
 Same subjects, wildcards (``*`` one token, ``>`` the rest), queue groups (one member per message,
 round robin), per-subscription ordering, no-responders (nobody subscribed), timeouts, and the same
-error headers as NATS (``responder.py``). The contract suite in ``libs/bus/tests/contract`` runs
+error headers as NATS (``responder.py``); ``publish_durable`` de-duplicates by msg id. The contract suite in ``libs/bus/tests/contract`` runs
 against this and ``NatsBus`` alike.
 """
 
@@ -17,7 +17,7 @@ from parley.bus.contract import Req, Resp, Rpc
 from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, NoResponders, RpcTimeout
 from parley.bus.interfaces import Payload
-from parley.bus.nats_bus import RESPONDER_RETRY_MAX, RESPONDER_RETRY_MIN
+from parley.bus.nats_bus import MSG_ID_HEADER, RESPONDER_RETRY_MAX, RESPONDER_RETRY_MIN
 from parley.bus.responder import Reply, answer, read_reply
 from parley.observability import TaskSet, get_logger
 
@@ -79,6 +79,9 @@ class MemoryBus:
         self._ids = itertools.count(1)
         self._turn = itertools.count()
         self._closed = False
+        self._stored: dict[str, int] = {}
+        """msg_id -> sequence of what ``publish_durable`` stored (its de-duplication)."""
+        self._sequence = 0
 
     @property
     def connected(self) -> bool:
@@ -110,6 +113,21 @@ class MemoryBus:
 
     async def publish(self, subject: str, payload: Payload, headers: dict[str, str] | None = None) -> None:
         self._deliver(subject, _encode(payload), headers, "")
+
+    async def publish_durable(
+        self, subject: str, payload: Payload, *, msg_id: str = "", timeout: float = 5.0
+    ) -> int:
+        """Like a stream that stores every subject: a repeated ``msg_id`` is stored once (its first
+        sequence is returned). As on NATS, plain subscribers see every publish, repeats too. No
+        consumers, acks or replay: code that needs those takes a NatsBus."""
+        headers = {MSG_ID_HEADER: msg_id} if msg_id else None
+        self._deliver(subject, _encode(payload), headers, "")
+        if msg_id and msg_id in self._stored:
+            return self._stored[msg_id]
+        self._sequence += 1
+        if msg_id:
+            self._stored[msg_id] = self._sequence
+        return self._sequence
 
     async def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> MemorySubscription:
         sub = MemorySubscription(self, subject, queue, handler)

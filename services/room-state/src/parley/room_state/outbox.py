@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from parley.bus import NatsBus, subjects
+from parley.bus import DurablePublisher, subjects
 from parley.observability import get_logger
 from parley.room_state.store import Store
 
@@ -21,7 +21,7 @@ BATCH = 128
 
 
 class OutboxRelay:
-    def __init__(self, bus: NatsBus, store: Store, *, interval: float, lock_ttl: float) -> None:
+    def __init__(self, bus: DurablePublisher, store: Store, *, interval: float, lock_ttl: float) -> None:
         self._bus = bus
         self._store = store
         self._interval = interval
