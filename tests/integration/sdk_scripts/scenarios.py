@@ -372,6 +372,7 @@ def main() -> None:
     import scenarios_continuity
     import scenarios_features
     import scenarios_lifecycle
+    import scenarios_metrics
     import scenarios_netns
     import scenarios_records
 
@@ -381,6 +382,7 @@ def main() -> None:
         **scenarios_continuity.SCENARIOS,
         **scenarios_features.SCENARIOS,
         **scenarios_lifecycle.SCENARIOS,
+        **scenarios_metrics.SCENARIOS,
         **scenarios_netns.SCENARIOS,
         **scenarios_records.SCENARIOS,
     }

@@ -34,6 +34,7 @@ from parley.sfu import commands, engine, rpc, signal_handler
 from parley.sfu.config import SfuConfig
 from parley.sfu.edge_watch import EdgeWatch
 from parley.sfu.ice_servers import fetch_ice_servers
+from parley.sfu.metrics import sfu_metrics
 from parley.sfu.room import Room, RoomHost
 from parley.sfu.state_reporter import StateReporter
 
@@ -92,6 +93,9 @@ class Node:
         self.tasks.spawn(self._stats_loop(), name="node-stats")
         self.tasks.spawn(self._sessions_loop(), name="node-sessions")
         self.tasks.spawn(self.edges.run(), name="edge-watch")
+        metrics = sfu_metrics()
+        metrics.register(self)
+        self.tasks.spawn(metrics.sample_loop(self, self.config.sfu.stats_interval), name="metrics-sample")
         log.info("sfu node serving", node_id=self.node_id)
 
     # -- sessions ---------------------------------------------------------------------------------
@@ -296,6 +300,7 @@ class Node:
             log.warning("drain timeout; closing the rooms left", rooms=len(self.rooms))
 
     async def aclose(self) -> None:
+        sfu_metrics().unregister(self)
         for sub in self._subs:
             await sub.unsubscribe()
         for room in list(self.rooms.values()):

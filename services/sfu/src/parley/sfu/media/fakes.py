@@ -53,6 +53,10 @@ class FakePublishedMedia:
     def link_report(self, now: float) -> LinkReport | None:
         return self.report
 
+    @property
+    def jitter_ms(self) -> float:
+        return self.report.jitter_ms if self.report is not None else 0.0
+
     def close(self) -> None:
         self.closed = True
 
@@ -90,6 +94,14 @@ class FakeSubscribedMedia:
 
     def link_report(self, now: float) -> LinkReport | None:
         return self.report
+
+    @property
+    def rtt_ms(self) -> float | None:
+        return self.report.rtt_ms if self.report is not None else None
+
+    @property
+    def jitter_ms(self) -> float:
+        return self.report.jitter_ms if self.report is not None else 0.0
 
     def close(self) -> None:
         self.closed = True

@@ -155,6 +155,11 @@ class PublishedMedia(TrackSource, LinkStats, Protocol):
     def audio_level(self) -> float:
         """0..1 over the last ~0.4 s (audio; 0 for video)."""
 
+    @property
+    def jitter_ms(self) -> float:
+        """Interarrival jitter of the publisher's stream as received (0 before packets); read
+        without side effects (metrics sample it)."""
+
     def close(self) -> None: ...
 
 
@@ -179,5 +184,13 @@ class SubscribedMedia(LinkStats, Protocol):
 
     def set_requested(self, max_spatial: int, pixels: int = 0) -> None:
         """The subscriber's layer limit (``NO_LAYER``: disabled) and view size."""
+
+    @property
+    def rtt_ms(self) -> float | None:
+        """Round trip to the subscriber from its latest receiver report (None before one)."""
+
+    @property
+    def jitter_ms(self) -> float:
+        """Interarrival jitter the subscriber reported last."""
 
     def close(self) -> None: ...

@@ -168,6 +168,15 @@ class UpTrack:
         return self._feedback
 
     @property
+    def jitter_ms(self) -> float:
+        """Interarrival jitter (RFC 3550 A.8) of the top active layer's stream; 0 before packets."""
+        layer = best_layer(self._layers, time.monotonic())
+        stream = self._streams.get(layer.ssrc) if layer is not None else None
+        if stream is None:
+            return 0.0
+        return float(stream.jitter) * 1000 / (90000 if self._video else 48000)
+
+    @property
     def best(self) -> Layer | None:
         """The highest active layer."""
         return best_layer(self._layers, time.monotonic())
