@@ -100,7 +100,7 @@ class Room:
     pcs: list[RTCPeerConnection] = field(default_factory=list)
 
     async def subscribe(self, kinds: tuple[str, ...] = ("audio", "video")) -> Subscriber:
-        sfu_out = new_peer_connection()
+        sfu_out = new_peer_connection(self.context)
         sub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pcs += [sfu_out, sub]
         subscriber = Subscriber(sub)
@@ -161,7 +161,7 @@ async def publish(
         pub.addTrack(SineTrack(frequency) if kind == "audio" else PatternTrack(size))
     await pub.setLocalDescription(await pub.createOffer())
     offer = pub.localDescription.sdp
-    sfu_in = new_peer_connection()
+    sfu_in = new_peer_connection(context)
     await sfu_in.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
     ups: dict[str, UpTrack] = {}
     for t in sfu_in.getTransceivers():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -153,3 +154,42 @@ class _Transport:
 
     async def _handle_rtcp_data(self, data: bytes) -> None:
         pass
+
+
+def _host_ports(sdp: str) -> set[tuple[str, int]]:
+    found = set()
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:") and " typ host" in line:
+            fields = line.split()
+            found.add((fields[4], int(fields[5])))
+    return found
+
+
+async def test_each_context_gathers_on_its_own_port_range() -> None:
+    configure(RtcConfig(use_loopback=True, port_range_start=44300, port_range_end=44349))  # process default
+    one = MediaContext.from_config(RtcConfig(use_loopback=True, port_range_start=44350, port_range_end=44399))
+    two = MediaContext.from_config(RtcConfig(use_loopback=True, port_range_start=44400, port_range_end=44449))
+    pcs = {"one": new_peer_connection(one), "two": new_peer_connection(two), "none": new_peer_connection()}
+    try:
+        gathered = {}
+        for name, pc in pcs.items():
+            pc.createDataChannel("x")
+            await pc.setLocalDescription(await pc.createOffer())
+            gathered[name] = _host_ports(pc.localDescription.sdp)
+        assert gathered["one"] and all(ip == "127.0.0.1" and 44350 <= p <= 44399 for ip, p in gathered["one"])
+        assert gathered["two"] and all(ip == "127.0.0.1" and 44400 <= p <= 44449 for ip, p in gathered["two"])
+        assert gathered["none"] and all(44300 <= p <= 44349 for _, p in gathered["none"])
+    finally:
+        for pc in pcs.values():
+            await pc.close()
+
+
+def test_an_ice_restart_connection_inherits_the_scope() -> None:
+    from parley.sfu.media import aiortc_internals as internals
+
+    old, new, bare = SimpleNamespace(), SimpleNamespace(), SimpleNamespace()
+    scope = internals.NetworkScope(internals.PortAllocator(1, 2), ["10.0.0.1"])
+    setattr(old, "_parley_network", scope)  # noqa: B010
+    internals.inherit_scope(old, new)
+    internals.inherit_scope(SimpleNamespace(), bare)
+    assert new._parley_network is scope and not hasattr(bare, "_parley_network")

@@ -304,7 +304,7 @@ class Room:
     def ensure_subscriber_pc(self, p: Participant) -> RTCPeerConnection:
         if p.sub_pc is not None:
             return p.sub_pc
-        pc = engine.new_peer_connection()
+        pc = engine.new_peer_connection(self.media)
         p.sub_pc = pc
         reliable = pc.createDataChannel(data_router.RELIABLE, ordered=True)
         lossy = pc.createDataChannel(data_router.LOSSY, ordered=False, maxRetransmits=0)
@@ -317,7 +317,7 @@ class Room:
     def ensure_publisher_pc(self, p: Participant) -> RTCPeerConnection:
         if p.pub_pc is not None:
             return p.pub_pc
-        pc = engine.new_peer_connection()
+        pc = engine.new_peer_connection(self.media)
         p.pub_pc = pc
 
         @pc.on("datachannel")  # type: ignore[untyped-decorator]

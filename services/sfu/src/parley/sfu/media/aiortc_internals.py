@@ -123,6 +123,40 @@ class PortAllocator:
 
 
 _ports: PortAllocator | None = None
+_SCOPE = "_parley_network"
+
+
+class NetworkScope:
+    """One media context's ICE host sockets: its port allocator and host addresses (None: the
+    process default that ``set_host_addresses`` patched into aioice)."""
+
+    __slots__ = ("addresses", "ports")
+
+    def __init__(self, ports: PortAllocator, addresses: list[str] | None) -> None:
+        self.ports = ports
+        self.addresses = addresses
+
+
+def scope_peer_connection(pc: aiortc.RTCPeerConnection, scope: NetworkScope) -> None:
+    """Gather ``pc``'s host candidates with ``scope`` (its port range and addresses) instead of the
+    process default: every ICE connection of the peer connection is stamped before it gathers (in
+    ``setLocalDescription``); ``inherit_scope`` carries the stamp to an ICE restart's connection."""
+    original = pc.setLocalDescription
+
+    async def set_local_description(description: Any = None) -> None:
+        transports: set[Any] = getattr(pc, "_RTCPeerConnection__iceTransports")  # noqa: B009
+        for transport in transports:
+            setattr(transport.iceGatherer._connection, _SCOPE, scope)
+        await original(description)
+
+    setattr(pc, "setLocalDescription", set_local_description)  # noqa: B010
+
+
+def inherit_scope(old: Any, new: Any) -> None:
+    """A replacement aioice connection gathers like the one it replaces."""
+    scope = getattr(old, _SCOPE, None)
+    if scope is not None:
+        setattr(new, _SCOPE, scope)
 
 
 def set_port_range(start: int, end: int) -> None:
@@ -138,8 +172,14 @@ def set_port_range(start: int, end: int) -> None:
 async def _get_component_candidates(
     self: Any, component: int, addresses: list[str], timeout: int = 5
 ) -> list[Candidate]:
-    """aioice's host-candidate gathering with sockets from the port range; STUN/TURN as before."""
-    allocator = _ports
+    """aioice's host-candidate gathering with sockets from the port range (the connection's
+    ``NetworkScope`` if it has one, else the process's); STUN/TURN as before."""
+    scope: NetworkScope | None = getattr(self, _SCOPE, None)
+    allocator = scope.ports if scope is not None else _ports
+    if scope is not None and scope.addresses is not None and addresses:
+        addresses = [
+            a for a in scope.addresses if (":" in a and self._use_ipv6) or (":" not in a and self._use_ipv4)
+        ]
     original = type(self)._parley_original_get_component_candidates
     if allocator is None:
         result: list[Candidate] = await original(self, component, addresses, timeout)

@@ -8,7 +8,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from parley.config import RtcConfig
 from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media import ice_restart
-from parley.sfu.media.context import MediaContext
+from parley.sfu.media.context import MediaContext, host_addresses
 
 
 def configure(rtc: RtcConfig) -> MediaContext:
@@ -17,12 +17,7 @@ def configure(rtc: RtcConfig) -> MediaContext:
     publisher bandwidth-estimate bounds ``rtc.bwe_*_bitrate`` (media-contract.md); the aiortc patches
     are process-wide (``context.py``)."""
     context = MediaContext.from_config(rtc)  # validates before anything is patched
-    if rtc.node_ip:
-        internals.set_host_addresses([rtc.node_ip, *rtc.extra_host_addresses])
-    elif rtc.use_loopback:
-        internals.set_host_addresses(["127.0.0.1", *rtc.extra_host_addresses])
-    else:
-        internals.set_host_addresses(None)
+    internals.set_host_addresses(host_addresses(rtc))
     internals.set_port_range(rtc.port_range_start, rtc.port_range_end)
     internals.patch_rtp_router()
     internals.extend_codecs()
@@ -30,9 +25,12 @@ def configure(rtc: RtcConfig) -> MediaContext:
     return context
 
 
-def new_peer_connection() -> RTCPeerConnection:
+def new_peer_connection(context: MediaContext | None = None) -> RTCPeerConnection:
     """A peer connection for the SFU: no STUN servers, everything bundled on one transport, ICE
-    restarts handled (``ice_restart.py``)."""
+    restarts handled (``ice_restart.py``); host candidates on ``context``'s port range and addresses
+    (without a context: the process default of the last ``configure()``)."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     ice_restart.install(pc)
+    if context is not None and context.network is not None:
+        internals.scope_peer_connection(pc, context.network)
     return pc

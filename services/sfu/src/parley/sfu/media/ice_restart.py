@@ -52,6 +52,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.rtcicetransport import RTCIceCandidate, RTCIceParameters, RTCIceTransport, candidate_to_aioice
 
 from parley.observability import TaskSet, get_logger
+from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media.errors import IceRestartError
 
 __all__ = ["IceLink", "IceRestartError", "LinkState", "ice_link", "install", "restart_ice"]
@@ -330,6 +331,7 @@ class _Restarter:
             use_ipv6=old._use_ipv6,
             transport_policy=old._transport_policy,
         )
+        internals.inherit_scope(old, connection)
         await connection.gather_candidates()
         if self.stopped:
             await connection.close()
