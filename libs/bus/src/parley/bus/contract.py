@@ -64,6 +64,10 @@ class Rpc(Generic[Req, Resp]):
     shared: bool = False
     """Interchangeable instances serve it, so a missing responder may come back (a restart):
     ``call`` keeps retrying it for the bus's ``responder_wait`` (``subjects.shared_responder``)."""
+    idempotent: bool = False
+    """Asking twice is harmless (a read; a create that returns what exists). A shared idempotent
+    call that gets no answer within the bus's ``idempotent_attempt`` is asked again, to any live
+    instance, until its timeout: a request taken by an instance that died mid-way is not lost."""
     doc: str = ""
 
     def subject(self, topic: str = "") -> str:

@@ -39,6 +39,8 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 RESPONDER_RETRY_MIN = 0.05
 RESPONDER_RETRY_MAX = 0.5
 """Pauses (doubling) between attempts while waiting for a responder to appear."""
+IDEMPOTENT_ATTEMPT = 3.0
+"""Seconds an idempotent shared call waits for an answer before asking again (``Rpc.idempotent``)."""
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -79,6 +81,8 @@ class NatsBus:
         self.responder_wait = 0.0
         """Seconds ``request`` keeps retrying a ``subjects.shared_responder`` subject that nobody
         serves (a service restarting) before raising NoResponders; 0 = raise at once."""
+        self.idempotent_attempt = IDEMPOTENT_ATTEMPT
+        """Seconds each attempt of an idempotent shared call waits (``Rpc.idempotent``)."""
 
     @property
     def connected(self) -> bool:
@@ -133,12 +137,24 @@ class NatsBus:
         responder_wait: float | None = None,
     ) -> Resp:
         """Call ``rpc`` (on ``rpc.subject(topic)``); errors as ``request``. A shared RPC without a
-        responder is retried for ``responder_wait`` (default: the bus's)."""
+        responder is retried for ``responder_wait`` (default: the bus's). A shared idempotent RPC
+        unanswered within ``idempotent_attempt`` is asked again until ``timeout`` (an instance that
+        took the request may have died: NATS never tells)."""
         wait = self.responder_wait if responder_wait is None else responder_wait
         data = request.SerializeToString()
-        return await self._request(
-            rpc.subject(topic), data, rpc.response, timeout, wait if rpc.shared else 0.0
-        )
+        subject = rpc.subject(topic)
+        if not (rpc.shared and rpc.idempotent):
+            return await self._request(subject, data, rpc.response, timeout, wait if rpc.shared else 0.0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            attempt = min(self.idempotent_attempt, deadline - loop.time())
+            try:
+                return await self._request(subject, data, rpc.response, attempt, wait)
+            except RpcTimeout as exc:
+                if deadline - loop.time() <= 0:
+                    raise RpcTimeout(f"no answer on {subject} within {timeout}s") from exc
+                _log.info("no answer; asking again", subject=subject, after=round(attempt, 2))
 
     async def _request(
         self, subject: str, data: bytes, response_type: type[Resp], timeout: float, wait: float

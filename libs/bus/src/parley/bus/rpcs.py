@@ -36,7 +36,13 @@ TESTS = "tests"
 
 
 def _room_state(
-    name: str, request: type[Any], response: type[Any], doc: str = "", *, callers: tuple[str, ...]
+    name: str,
+    request: type[Any],
+    response: type[Any],
+    doc: str = "",
+    *,
+    callers: tuple[str, ...],
+    idempotent: bool = False,
 ) -> Rpc[Any, Any]:
     """A room-state method, served by any instance (queue group ``room-state``)."""
     return Rpc(
@@ -48,6 +54,7 @@ def _room_state(
         callers=callers,
         queue=subjects.ROOM_STATE_QUEUE,
         shared=True,
+        idempotent=idempotent,
         doc=doc,
     )
 
@@ -96,6 +103,7 @@ LOCATE_PARTICIPANT: Rpc[rs.LocateParticipantRequest, rs.LocateParticipantRespons
     rs.LocateParticipantResponse,
     "resume: the node of a session",
     callers=(SIGNALING,),
+    idempotent=True,
 )
 MOVE_ROOMS: Rpc[rs.MoveRoomsRequest, rs.MoveRoomsResponse] = _room_state(
     "MoveRooms",
@@ -139,19 +147,27 @@ TRACK_UPDATED: Rpc[rs.TrackUpdatedRequest, rs.Ack] = _room_state(
 
 # room-state: livekit.RoomService, with LiveKit's own messages ----------------------------------
 CREATE_ROOM: Rpc[lk.CreateRoomRequest, models.Room] = _room_state(
-    "CreateRoom", lk.CreateRoomRequest, models.Room, callers=(SIGNALING, DISPATCH)
+    "CreateRoom", lk.CreateRoomRequest, models.Room, callers=(SIGNALING, DISPATCH), idempotent=True
 )
 LIST_ROOMS: Rpc[lk.ListRoomsRequest, lk.ListRoomsResponse] = _room_state(
-    "ListRooms", lk.ListRoomsRequest, lk.ListRoomsResponse, callers=(SIGNALING,)
+    "ListRooms", lk.ListRoomsRequest, lk.ListRoomsResponse, callers=(SIGNALING,), idempotent=True
 )
 DELETE_ROOM: Rpc[lk.DeleteRoomRequest, lk.DeleteRoomResponse] = _room_state(
     "DeleteRoom", lk.DeleteRoomRequest, lk.DeleteRoomResponse, callers=(SIGNALING,)
 )
 LIST_PARTICIPANTS: Rpc[lk.ListParticipantsRequest, lk.ListParticipantsResponse] = _room_state(
-    "ListParticipants", lk.ListParticipantsRequest, lk.ListParticipantsResponse, callers=(SIGNALING,)
+    "ListParticipants",
+    lk.ListParticipantsRequest,
+    lk.ListParticipantsResponse,
+    callers=(SIGNALING,),
+    idempotent=True,
 )
 GET_PARTICIPANT: Rpc[lk.RoomParticipantIdentity, models.ParticipantInfo] = _room_state(
-    "GetParticipant", lk.RoomParticipantIdentity, models.ParticipantInfo, callers=(SIGNALING,)
+    "GetParticipant",
+    lk.RoomParticipantIdentity,
+    models.ParticipantInfo,
+    callers=(SIGNALING,),
+    idempotent=True,
 )
 REMOVE_PARTICIPANT: Rpc[lk.RoomParticipantIdentity, lk.RemoveParticipantResponse] = _room_state(
     "RemoveParticipant", lk.RoomParticipantIdentity, lk.RemoveParticipantResponse, callers=(SIGNALING,)
