@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from parley.bus import NatsBus, rpcs
 from parley.config import RtcConfig
+from parley.observability import configure_metrics, prometheus_text
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.sfu import engine
 from parley.sfu.config import SfuConfig
@@ -28,8 +29,18 @@ def _config(rtc: RtcConfig, cache: int) -> SfuConfig:
     return SfuConfig(rtc=rtc.model_copy(update={"packet_cache_size": cache}))
 
 
+def _sample(text: str, name: str, node_id: str, label: str) -> float:
+    [value] = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") and f'node_id="{node_id}"' in line and label in line
+    ]
+    return value
+
+
 @pytest_asyncio.fixture
 async def nodes(bus: NatsBus, rtc: RtcConfig) -> AsyncIterator[tuple[Node, Node]]:
+    configure_metrics("sfu", "N_test")
     started: list[Node] = []
     for node_id, cache in (("N_one", 300), ("N_two", 700)):
         config = _config(rtc, cache)
@@ -72,6 +83,12 @@ async def test_two_nodes_in_one_process_keep_their_media_apart(
         assert sub.downs[0]._ring_size == 300
         packets_in, _ = engine.media_rates(one.media)
         assert packets_in > 0 and engine.media_rates(two.media) == (0.0, 0.0)
+        assert one.stats().node_id == "N_one" and two.stats().node_id == "N_two"
+        # /metrics: one series per node, each from its own context
+        seen = stats_one.packets_in
+        text = prometheus_text().decode()
+        assert _sample(text, "livekit_packet_total", "N_one", 'direction="incoming"') >= seen > 20
+        assert _sample(text, "livekit_packet_total", "N_two", 'direction="incoming"') == 0
     finally:
         for down in sub.downs if sub is not None else []:
             down.close()

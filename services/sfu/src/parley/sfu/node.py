@@ -66,6 +66,7 @@ class Node:
         self.edges = EdgeWatch(bus, lambda: list(self.rooms.values()), config.sfu.edge_check_interval)
         self._subs: list[Subscription] = []
         self.started_at = int(time.time())
+        self._cpu = CpuMeter()
         self.draining = False
         self._emptied = asyncio.Event()
         """Set when the last room closed (a drain waits for it)."""
@@ -235,7 +236,7 @@ class Node:
             started_at=self.started_at,
             updated_at=int(time.time()),
             draining=self.draining,
-            cpu_load=_cpu_load(),
+            cpu_load=self._cpu.load(),
         )
 
     async def publish_stats(self) -> None:
@@ -313,13 +314,15 @@ class Node:
         await self.tasks.aclose()
 
 
-_last_cpu: tuple[float, float] = (time.monotonic(), time.process_time())
+class CpuMeter:
+    """Share of one core this process used between calls (one per node: two nodes in one process
+    each measure over their own interval)."""
 
+    def __init__(self) -> None:
+        self._last = (time.monotonic(), time.process_time())
 
-def _cpu_load() -> float:
-    """Share of one core this process used since the previous call."""
-    global _last_cpu
-    now, cpu = time.monotonic(), time.process_time()
-    wall0, cpu0 = _last_cpu
-    _last_cpu = (now, cpu)
-    return max(0.0, (cpu - cpu0) / max(now - wall0, 1e-6))
+    def load(self) -> float:
+        now, cpu = time.monotonic(), time.process_time()
+        wall0, cpu0 = self._last
+        self._last = (now, cpu)
+        return max(0.0, (cpu - cpu0) / max(now - wall0, 1e-6))
