@@ -24,6 +24,11 @@ pytestmark = pytest.mark.integration
 load = load_script(Path(__file__).with_name("sdk_load.py"), "sdk_load")
 
 SERVICES = ["room-state", "sfu", "signaling"]
+API_LOOPS = 8
+JOIN_LOOPS = 3
+"""Enough load that requests are in flight on the killed instance at the kill (with two API loops a
+kill rarely hit one; with twelve, 3-9 RoomService calls per kill were lost before the edge asked
+again: ``Rpc.idempotent``)."""
 AFTER_KILL_S = 8.0
 """How long the loops keep going after the kill (more than the edge's 5 s JoinRoom timeout, so a
 request lost with the killed instance would have shown as a failure)."""
@@ -37,8 +42,8 @@ async def test_killing_one_of_two_room_state_instances_fails_no_call(
     room = f"kill-{uuid.uuid4().hex[:6]}"
     stayer = await load.join(stack.ws_url, key, secret, room, "stayer")
     sid = stayer.local_participant.sid
-    apis = [load.ApiLoad(stack.http_url, key, secret, room, f"{room}-api{i}") for i in range(2)]
-    joins = [load.JoinLoop(stack.ws_url, key, secret, room, f"j{i}", stay=0.3) for i in range(2)]
+    apis = [load.ApiLoad(stack.http_url, key, secret, room, f"{room}-api{i}") for i in range(API_LOOPS)]
+    joins = [load.JoinLoop(stack.ws_url, key, secret, room, f"j{i}", stay=0.3) for i in range(JOIN_LOOPS)]
     loops = [*apis, *joins]
     tasks = [asyncio.create_task(loop.run()) for loop in loops]
     try:
