@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from parley.bus import Bus, Delivery
+from parley.bus import Bus, Delivery, Handler
 from parley.testing import poll_until
 
 
@@ -46,16 +46,16 @@ async def test_queue_group_delivers_once_and_plain_subscribers_all(any_bus: Bus)
     group: list[str] = []
     plain: list[str] = []
 
-    def collect(into: list[str], name: str) -> object:
+    def collect(into: list[str], name: str) -> Handler:
         async def handler(d: Delivery) -> None:
             into.append(name)
             assert d.headers.get("k") == "v"
 
         return handler
 
-    await any_bus.subscribe("t.q", collect(group, "a"), queue="g")  # type: ignore[arg-type]
-    await any_bus.subscribe("t.q", collect(group, "b"), queue="g")  # type: ignore[arg-type]
-    await any_bus.subscribe("t.q", collect(plain, "p"))  # type: ignore[arg-type]
+    await any_bus.subscribe("t.q", collect(group, "a"), queue="g")
+    await any_bus.subscribe("t.q", collect(group, "b"), queue="g")
+    await any_bus.subscribe("t.q", collect(plain, "p"))
     for _ in range(20):
         await any_bus.publish("t.q", b"x", {"k": "v"})
     await poll_until(lambda: len(group) == 20 and len(plain) == 20, message="20 deliveries each")

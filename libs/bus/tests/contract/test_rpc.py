@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from livekit.protocol import models
@@ -107,15 +108,15 @@ async def test_topics_select_the_subject(any_bus: Bus) -> None:
 async def test_a_queue_group_answers_each_call_once(any_bus: Bus) -> None:
     answered: list[str] = []
 
-    def member(name: str) -> object:
+    def member(name: str) -> Callable[[models.Room], Awaitable[models.Room]]:
         async def handler(req: models.Room) -> models.Room:
             answered.append(name)
             return models.Room(name=name)
 
         return handler
 
-    await any_bus.serve(GROUPED, member("one"), topic="svc")  # type: ignore[arg-type]
-    await any_bus.serve(GROUPED, member("two"), topic="svc")  # type: ignore[arg-type]
+    await any_bus.serve(GROUPED, member("one"), topic="svc")
+    await any_bus.serve(GROUPED, member("two"), topic="svc")
     for _ in range(20):
         await any_bus.call(GROUPED, models.Room(), topic="svc")
     await asyncio.sleep(0.1)

@@ -19,6 +19,11 @@ from parley.bus.delivery import Handler
 Payload = Message | bytes
 
 
+def encode(payload: Payload) -> bytes:
+    """What goes on the wire for a message or raw bytes."""
+    return payload if isinstance(payload, bytes) else payload.SerializeToString()
+
+
 class Subscription(Protocol):
     """A live subscription or responder; ``unsubscribe`` is idempotent."""
 

@@ -16,7 +16,7 @@ from parley.bus import subjects
 from parley.bus.contract import Req, Resp, Rpc
 from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, NoResponders, RpcTimeout
-from parley.bus.interfaces import Payload
+from parley.bus.interfaces import Payload, encode
 from parley.bus.nats_bus import MSG_ID_HEADER, RESPONDER_RETRY_MAX, RESPONDER_RETRY_MIN
 from parley.bus.responder import Reply, answer, read_reply
 from parley.observability import TaskSet, get_logger
@@ -35,10 +35,6 @@ def matches(pattern: str, subject: str) -> bool:
         if i >= len(got) or (token != "*" and token != got[i]):
             return False
     return len(want) == len(got)
-
-
-def _encode(payload: Payload) -> bytes:
-    return payload if isinstance(payload, bytes) else payload.SerializeToString()
 
 
 class MemorySubscription:
@@ -112,7 +108,7 @@ class MemoryBus:
             member.put(Delivery(subject, data, dict(headers or {}), reply))
 
     async def publish(self, subject: str, payload: Payload, headers: dict[str, str] | None = None) -> None:
-        self._deliver(subject, _encode(payload), headers, "")
+        self._deliver(subject, encode(payload), headers, "")
 
     async def publish_durable(
         self, subject: str, payload: Payload, *, msg_id: str = "", timeout: float = 5.0
@@ -121,7 +117,7 @@ class MemoryBus:
         sequence is returned). As on NATS, plain subscribers see every publish, repeats too. No
         consumers, acks or replay: code that needs those takes a NatsBus."""
         headers = {MSG_ID_HEADER: msg_id} if msg_id else None
-        self._deliver(subject, _encode(payload), headers, "")
+        self._deliver(subject, encode(payload), headers, "")
         if msg_id and msg_id in self._stored:
             return self._stored[msg_id]
         self._sequence += 1
@@ -145,7 +141,7 @@ class MemoryBus:
     ) -> Resp:
         wait = self.responder_wait if responder_wait is None else responder_wait
         shared = subjects.shared_responder(subject)
-        return await self._request(subject, _encode(request), response_type, timeout, wait if shared else 0.0)
+        return await self._request(subject, encode(request), response_type, timeout, wait if shared else 0.0)
 
     async def call(
         self,

@@ -28,6 +28,7 @@ from parley.bus import subjects
 from parley.bus.contract import Rpc
 from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, NoResponders, RpcTimeout
+from parley.bus.interfaces import Payload, encode
 from parley.bus.responder import Reply, answer, read_reply
 from parley.observability import get_logger
 from parley.observability.tasks import TaskSet, raise_if_cancelling
@@ -44,11 +45,6 @@ IDEMPOTENT_ATTEMPT = 3.0
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
-Payload = Message | bytes
-
-
-def _encode(payload: Payload) -> bytes:
-    return payload if isinstance(payload, bytes) else payload.SerializeToString()
 
 
 class NatsSubscription:
@@ -95,7 +91,7 @@ class NatsBus:
     # core NATS ---------------------------------------------------------------------------------
 
     async def publish(self, subject: str, payload: Payload, headers: dict[str, str] | None = None) -> None:
-        await self._nc.publish(subject, _encode(payload), headers=headers)
+        await self._nc.publish(subject, encode(payload), headers=headers)
 
     async def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> NatsSubscription:
         """Messages of one subscription are handled one at a time, in order."""
@@ -125,7 +121,7 @@ class NatsBus:
         """
         wait = self.responder_wait if responder_wait is None else responder_wait
         shared = subjects.shared_responder(subject)
-        return await self._request(subject, _encode(request), response_type, timeout, wait if shared else 0.0)
+        return await self._request(subject, encode(request), response_type, timeout, wait if shared else 0.0)
 
     async def call(
         self,
@@ -240,7 +236,7 @@ class NatsBus:
         """Publish to JetStream and wait for the store's ack; ``msg_id`` de-duplicates retries."""
         headers = {MSG_ID_HEADER: msg_id} if msg_id else None
         try:
-            ack = await self._js.publish(subject, _encode(payload), timeout=timeout, headers=headers)
+            ack = await self._js.publish(subject, encode(payload), timeout=timeout, headers=headers)
         except nats.errors.NoRespondersError as exc:
             raise NoResponders(f"no stream stores {subject}") from exc
         except nats.errors.TimeoutError as exc:
