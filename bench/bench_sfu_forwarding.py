@@ -481,7 +481,7 @@ def _report(result: dict[str, Any]) -> str:
         "",
         f"**Forwarding capacity at < 1 % loss: {best:,.0f} forwarded packets/s per SFU core** (out pkt/s divided "
         "by the SFU process's CPU use). LiveKit (Go): about 56-75 k packets/s per busy core "
-        "(performance-anchors.md §1.1). On this 2-core machine the clients process shares the cores, so the "
+        "(../shared/performance-anchors.md §1.1). On this 2-core machine the clients process shares the cores, so the "
         "highest steps are limited by the clients as much as by the SFU.",
         "",
     ]

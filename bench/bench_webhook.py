@@ -18,8 +18,8 @@ from aiohttp import web
 from livekit.protocol import models as lk_models
 
 from parley.bus import connect, subjects
-from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
 from parley.devprocs.processes import NatsServer, free_port, service_process, wait_for_http
+from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
 
 API_KEY = "devkey"
 API_SECRET = "parley-bench-secret-0123456789abcdefghij"

@@ -1,4 +1,4 @@
-"""The media engine as the session layer sees it (contract: notes/media-contract.md).
+"""The media engine as the session layer sees it (seams: ``media/interfaces.py``; notes: sfu README).
 
 Everything comes from ``parley.sfu.media``; the session layer uses nothing else of it.
 """

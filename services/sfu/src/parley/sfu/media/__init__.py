@@ -1,4 +1,4 @@
-"""The SFU's media engine: RTP forwarding on aiortc without decoding (see notes/media-contract.md).
+"""The SFU's media engine: RTP forwarding on aiortc without decoding (design notes: services/sfu/README.md).
 
 Publishers get one REMB per peer connection from a loss-based estimate with a start value and a floor
 (``bwe.py``, ``publisher_feedback.py``, knobs in ``settings.BweSettings``), not from aiortc's

@@ -14,7 +14,7 @@ from parley.sfu.media.context import MediaContext, host_addresses
 def configure(rtc: RtcConfig) -> MediaContext:
     """A new media context for ``rtc`` (one per SFU node), after patching aiortc for it (idempotent):
     host addresses, ICE port range, router, codec and negotiation patches. The context carries the
-    publisher bandwidth-estimate bounds ``rtc.bwe_*_bitrate`` (media-contract.md); the aiortc patches
+    publisher bandwidth-estimate bounds ``rtc.bwe_*_bitrate`` (``media/settings.py``); the aiortc patches
     are process-wide (``context.py``)."""
     context = MediaContext.from_config(rtc)  # validates before anything is patched
     internals.set_host_addresses(host_addresses(rtc))
