@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from parley.bus import ErrorCode, RpcError
 from parley.config.sections import TurnServerConfig
+from parley.devprocs.processes import free_port
 from parley.protocol.gen.turn.v1 import turn_pb2
-from parley.runtime.processes import free_port
 from parley.turn_alloc.allocator import IceServerAllocator, by_region, turn_urls
 from parley.turn_alloc.config import TurnAllocConfig
 from parley.turn_alloc.credentials import mint, rest_user
