@@ -10,7 +10,7 @@ import asyncio
 import pytest
 from livekit.protocol import models
 
-from parley.bus import Delivery, NatsBus, NoResponders, Rpc, RpcTimeout, connect, subjects
+from parley.bus import Delivery, NatsBus, NoResponders, Rpc, connect, subjects
 from parley.devprocs.processes import NatsServer
 from parley.testing import poll_until
 
@@ -99,44 +99,3 @@ async def test_request_waits_for_a_shared_responder_to_appear(bus: NatsBus) -> N
     bus.responder_wait = 0.2
     with pytest.raises(NoResponders):
         await bus.request(subjects.room_state_rpc("Nobody"), models.Room(), models.Room)
-
-
-def _lost_once(name: str, *, idempotent: bool) -> Rpc[models.Room, models.Room]:
-    return Rpc(
-        name,
-        models.Room,
-        models.Room,
-        subjects.room_state_rpc(name),
-        "test",
-        queue="room-state",
-        shared=True,
-        idempotent=idempotent,
-    )
-
-
-async def test_an_idempotent_call_whose_request_was_lost_is_asked_again(bus: NatsBus) -> None:
-    """The instance that took the first request never answers (as if SIGKILLed mid-request): an
-    idempotent call asks again after ``idempotent_attempt`` and gets the answer; any other call
-    times out."""
-    seen: list[str] = []
-    never = asyncio.Event()
-
-    async def handler(req: models.Room) -> models.Room:
-        seen.append(req.name)
-        if len(seen) == 1:
-            await never.wait()  # swallowed
-        return models.Room(name=req.name.upper())
-
-    bus.idempotent_attempt = 0.5
-    read = _lost_once("LostOnceRead", idempotent=True)
-    await bus.serve(read, handler)
-    assert (await bus.call(read, models.Room(name="x"), timeout=10)).name == "X"
-    assert seen == ["x", "x"]
-
-    seen.clear()
-    write = _lost_once("LostOnceWrite", idempotent=False)
-    await bus.serve(write, handler)
-    with pytest.raises(RpcTimeout):
-        await bus.call(write, models.Room(name="y"), timeout=1.5)
-    assert seen == ["y"], "a call that is not idempotent is never repeated"
-    never.set()

@@ -16,3 +16,17 @@ PER_NODE: Rpc[models.Room, models.Room] = Rpc(
 GROUPED: Rpc[models.Room, models.Room] = Rpc(
     "Grouped", models.Room, models.Room, "t.grouped.{topic}", "test", scope=Scope.SERVICE, queue="{topic}"
 )
+
+
+def lost_once(name: str, *, idempotent: bool) -> Rpc[models.Room, models.Room]:
+    """A shared room-state-like RPC; ``idempotent`` ones are asked again when unanswered."""
+    return Rpc(
+        name,
+        models.Room,
+        models.Room,
+        f"parley.roomstate.{name}",
+        "test",
+        queue="room-state",
+        shared=True,
+        idempotent=idempotent,
+    )

@@ -12,7 +12,7 @@ from parley.bus import Bus, Delivery, ErrorCode, NoResponders, RpcError, RpcTime
 from parley.bus.responder import ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, answer
 from parley.testing import poll_until
 
-from .declarations import ECHO, GROUPED, PER_NODE, SHARED
+from .declarations import ECHO, GROUPED, PER_NODE, SHARED, lost_once
 
 
 async def upper(req: models.Room) -> models.Room:
@@ -137,3 +137,31 @@ async def test_serial_serving_keeps_order_and_unsubscribe_stops_it(any_bus: Bus)
     await poll_until(lambda: True)
     with pytest.raises((NoResponders, RpcTimeout)):
         await any_bus.call(ECHO, models.Room(), timeout=0.5)
+
+
+async def test_an_idempotent_call_whose_request_was_lost_is_asked_again(any_bus: Bus) -> None:
+    """The instance that took the first request never answers (as if SIGKILLed mid-request): an
+    idempotent call asks again after ``idempotent_attempt`` and gets the answer; any other call
+    times out, asked once."""
+    seen: list[str] = []
+    never = asyncio.Event()
+
+    async def handler(req: models.Room) -> models.Room:
+        seen.append(req.name)
+        if len(seen) == 1:
+            await never.wait()  # swallowed
+        return models.Room(name=req.name.upper())
+
+    any_bus.idempotent_attempt = 0.5
+    read = lost_once("LostOnceRead", idempotent=True)
+    await any_bus.serve(read, handler)
+    assert (await any_bus.call(read, models.Room(name="x"), timeout=10)).name == "X"
+    assert seen == ["x", "x"]
+
+    seen.clear()
+    write = lost_once("LostOnceWrite", idempotent=False)
+    await any_bus.serve(write, handler)
+    with pytest.raises(RpcTimeout):
+        await any_bus.call(write, models.Room(name="y"), timeout=1.5)
+    assert seen == ["y"], "a call that is not idempotent is never repeated"
+    never.set()

@@ -35,6 +35,8 @@ class Bus(Protocol):
 
     responder_wait: float
     """Seconds a call to a shared RPC nobody serves keeps retrying before NoResponders."""
+    idempotent_attempt: float
+    """Seconds a shared idempotent call waits for an answer before asking again (``calling.py``)."""
 
     @property
     def connected(self) -> bool: ...

@@ -12,12 +12,13 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 
-from parley.bus import subjects
+from parley.bus import calling, subjects
+from parley.bus.calling import IDEMPOTENT_ATTEMPT, RESPONDER_RETRY_MAX, RESPONDER_RETRY_MIN
 from parley.bus.contract import Req, Resp, Rpc
 from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, NoResponders, RpcTimeout
 from parley.bus.interfaces import Payload, encode
-from parley.bus.nats_bus import MSG_ID_HEADER, RESPONDER_RETRY_MAX, RESPONDER_RETRY_MIN
+from parley.bus.nats_bus import MSG_ID_HEADER
 from parley.bus.responder import Reply, answer, read_reply
 from parley.observability import TaskSet, get_logger
 
@@ -70,6 +71,7 @@ class MemoryBus:
     def __init__(self, name: str = "memory") -> None:
         self.tasks = TaskSet(f"bus.{name}")
         self.responder_wait = 0.0
+        self.idempotent_attempt = IDEMPOTENT_ATTEMPT
         self._subs: list[MemorySubscription] = []
         self._replies: dict[str, asyncio.Future[Reply]] = {}
         self._ids = itertools.count(1)
@@ -152,10 +154,12 @@ class MemoryBus:
         timeout: float = 5.0,
         responder_wait: float | None = None,
     ) -> Resp:
+        async def ask(subject: str, data: bytes, timeout: float, wait: float) -> Resp:
+            return await self._request(subject, data, rpc.response, timeout, wait)
+
         wait = self.responder_wait if responder_wait is None else responder_wait
-        data = request.SerializeToString()
-        return await self._request(
-            rpc.subject(topic), data, rpc.response, timeout, wait if rpc.shared else 0.0
+        return await calling.call(
+            rpc, request, topic=topic, timeout=timeout, wait=wait, attempt=self.idempotent_attempt, ask=ask
         )
 
     async def _request(

@@ -24,7 +24,8 @@ from nats.js.api import (
 )
 from nats.js.kv import KeyValue
 
-from parley.bus import subjects
+from parley.bus import calling, subjects
+from parley.bus.calling import IDEMPOTENT_ATTEMPT, RESPONDER_RETRY_MAX, RESPONDER_RETRY_MIN
 from parley.bus.contract import Rpc
 from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, NoResponders, RpcTimeout
@@ -37,11 +38,6 @@ _log = get_logger("parley.bus")
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 
-RESPONDER_RETRY_MIN = 0.05
-RESPONDER_RETRY_MAX = 0.5
-"""Pauses (doubling) between attempts while waiting for a responder to appear."""
-IDEMPOTENT_ATTEMPT = 3.0
-"""Seconds an idempotent shared call waits for an answer before asking again (``Rpc.idempotent``)."""
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -136,21 +132,14 @@ class NatsBus:
         responder is retried for ``responder_wait`` (default: the bus's). A shared idempotent RPC
         unanswered within ``idempotent_attempt`` is asked again until ``timeout`` (an instance that
         took the request may have died: NATS never tells)."""
+
+        async def ask(subject: str, data: bytes, timeout: float, wait: float) -> Resp:
+            return await self._request(subject, data, rpc.response, timeout, wait)
+
         wait = self.responder_wait if responder_wait is None else responder_wait
-        data = request.SerializeToString()
-        subject = rpc.subject(topic)
-        if not (rpc.shared and rpc.idempotent):
-            return await self._request(subject, data, rpc.response, timeout, wait if rpc.shared else 0.0)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            attempt = min(self.idempotent_attempt, deadline - loop.time())
-            try:
-                return await self._request(subject, data, rpc.response, attempt, wait)
-            except RpcTimeout as exc:
-                if deadline - loop.time() <= 0:
-                    raise RpcTimeout(f"no answer on {subject} within {timeout}s") from exc
-                _log.info("no answer; asking again", subject=subject, after=round(attempt, 2))
+        return await calling.call(
+            rpc, request, topic=topic, timeout=timeout, wait=wait, attempt=self.idempotent_attempt, ask=ask
+        )
 
     async def _request(
         self, subject: str, data: bytes, response_type: type[Resp], timeout: float, wait: float

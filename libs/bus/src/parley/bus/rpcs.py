@@ -17,7 +17,7 @@ from livekit.protocol import models
 from livekit.protocol import room as lk
 
 from parley.bus import subjects
-from parley.bus.contract import TOPIC, Rpc, Scope
+from parley.bus.contract import TOPIC, Req, Resp, Rpc, Scope
 from parley.protocol.gen.dispatch.v1 import dispatch_pb2 as dispatch
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.protocol.gen.sfu.v1 import node_pb2 as node
@@ -37,13 +37,13 @@ TESTS = "tests"
 
 def _room_state(
     name: str,
-    request: type[Any],
-    response: type[Any],
+    request: type[Req],
+    response: type[Resp],
     doc: str = "",
     *,
     callers: tuple[str, ...],
     idempotent: bool = False,
-) -> Rpc[Any, Any]:
+) -> Rpc[Req, Resp]:
     """A room-state method, served by any instance (queue group ``room-state``)."""
     return Rpc(
         name,
@@ -60,8 +60,8 @@ def _room_state(
 
 
 def _dispatch(
-    name: str, request: type[Any], response: type[Any], doc: str = "", *, callers: tuple[str, ...]
-) -> Rpc[Any, Any]:
+    name: str, request: type[Req], response: type[Resp], doc: str = "", *, callers: tuple[str, ...]
+) -> Rpc[Req, Resp]:
     """A dispatch method served by any instance (queue group ``dispatch``)."""
     return Rpc(
         name,
@@ -79,12 +79,12 @@ def _dispatch(
 def _sfu(
     name: str,
     pattern: str,
-    request: type[Any],
-    response: type[Any],
+    request: type[Req],
+    response: type[Resp],
     doc: str = "",
     *,
     callers: tuple[str, ...],
-) -> Rpc[Any, Any]:
+) -> Rpc[Req, Resp]:
     """A method of one SFU node (its own subject: no queue group, gone with the node)."""
     return Rpc(name, request, response, pattern, SFU, callers=callers, scope=Scope.NODE, doc=doc)
 
