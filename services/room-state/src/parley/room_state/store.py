@@ -51,10 +51,14 @@ end
 return due
 """
 
-# Remove the first n outbox entries, only while still holding the relay lock.
+# Remove the first n outbox entries, only while still holding the relay lock, and only while the
+# n-th entry is still the one the relay peeked (ARGV[4]): a call repeated after a failover (applied,
+# its reply lost) trims nothing more.
 _OUTBOX_TRIM = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
+if ARGV[4] == '' or redis.call('LINDEX', KEYS[1], tonumber(ARGV[2]) - 1) == ARGV[4] then
+  redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
+end
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
 return 1
 """
@@ -72,6 +76,8 @@ class Store:
         self._claim_due = client.register_script(_CLAIM_DUE)
         self._outbox_trim = client.register_script(_OUTBOX_TRIM)
         self._release_lock = client.register_script(_RELEASE_LOCK)
+        self._peeked: list[bytes] = []
+        """The outbox entries the last ``outbox_peek`` returned (one relay at a time peeks)."""
 
     # keys ------------------------------------------------------------------------------------
     def _room_keys(self, name: str) -> tuple[str, str, str]:
@@ -207,14 +213,15 @@ class Store:
 
     async def outbox_peek(self, count: int) -> list[pb.RoomEvent]:
         raw: list[bytes] = cast(list[bytes], await self._r.lrange(self.outbox_key, 0, count - 1))
+        self._peeked = raw
         return [pb.RoomEvent.FromString(item) for item in raw]
 
     async def outbox_trim(self, count: int, token: str, ttl_ms: int) -> bool:
-        """Drop the first ``count`` entries; False if the lock was lost (nothing removed)."""
-        return (
-            int(await self._outbox_trim(keys=[self.outbox_key, self._relay], args=[token, count, ttl_ms]))
-            == 1
-        )
+        """Drop the first ``count`` entries (of the last peek); False if the lock was lost (nothing
+        removed). Idempotent, as the Redis client repeats a command whose reply a failover lost."""
+        last = self._peeked[count - 1] if 0 < count <= len(self._peeked) else b""
+        args: list[Any] = [token, count, ttl_ms, last]
+        return int(await self._outbox_trim(keys=[self.outbox_key, self._relay], args=args)) == 1
 
     async def outbox_len(self) -> int:
         return int(await self._r.llen(self.outbox_key))
