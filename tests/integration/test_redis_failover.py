@@ -8,7 +8,9 @@ down-after 1 s). What must hold once the sentinels promote the replica:
 - every call made during the failover succeeds, late rather than failed: RoomService calls (the
   edge waits up to 10 s for room-state) and SDK joins (JoinRoom: 5 s);
 - a participant that joined before the kill is still listed, and the joins made during the
-  failover are listed too.
+  failover are listed too;
+- dispatch follows the new primary: an agent dispatch stored before the kill is listed, a new one
+  is stored.
 
 It prints the failover times (kill -> first CreateRoom answered by the new primary; kill -> first SDK
 join connected), recorded in bench/RESULTS.md.
@@ -32,7 +34,7 @@ pytestmark = pytest.mark.integration
 
 load = load_script(Path(__file__).with_name("sdk_load.py"), "sdk_load")
 
-SERVICES = ["room-state", "sfu", "signaling"]
+SERVICES = ["room-state", "sfu", "dispatch", "signaling"]
 ROOMS_BEFORE = 20
 LATE_JOINS = 3
 
@@ -69,6 +71,10 @@ async def test_primary_sigkill_under_load_delays_calls_and_loses_no_room(
         before = [f"before-{run}-{i}" for i in range(ROOMS_BEFORE)]
         for name in before:
             await client.room.create_room(api.CreateRoomRequest(name=name, empty_timeout=600))
+        await client.room.create_room(api.CreateRoomRequest(name=main, empty_timeout=600))
+        await client.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name="agent-before", room=main)
+        )
     finally:
         await client.aclose()
     early = await load.join(stack.ws_url, key, secret, main, "early")
@@ -113,6 +119,19 @@ async def test_primary_sigkill_under_load_delays_calls_and_loses_no_room(
         await poll_until(
             lambda: _listed_is(stack, main, expected), timeout=20, message="every participant listed"
         )
+        # dispatch follows the new primary too: an agent dispatch written before the kill is read
+        # back and a new one is stored
+        client = api.LiveKitAPI(stack.http_url, key, secret)
+        try:
+            names = {d.agent_name for d in await client.agent_dispatch.list_dispatch(room_name=main)}
+            assert "agent-before" in names, names
+            await client.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name="agent-after", room=main)
+            )
+            names = {d.agent_name for d in await client.agent_dispatch.list_dispatch(room_name=main)}
+            assert {"agent-before", "agent-after"} <= names, names
+        finally:
+            await client.aclose()
 
         first_write = min(c.ended for c in (w for w in writes if w is not None)) - killed
         first_join = min(c.ended for c in joins.calls) - killed
