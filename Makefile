@@ -81,7 +81,7 @@ lint: setup web/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(addprefix -p ,$(shell $(BIN)/python scripts/packages.py))
-	$(BIN)/mypy $(wildcard tests/integration/*.py) tests/agents/harness.py bench $(sort $(dir $(wildcard libs/*/tests/*.py services/*/tests/*.py apps/*/tests/*.py))) && MYPYPATH=tests/integration/sdk_scripts $(BIN)/mypy tests/integration/sdk_scripts
+	$(BIN)/mypy $(wildcard tests/integration/*.py) tests/contracts tests/agents/harness.py bench $(sort $(dir $(wildcard libs/*/tests/*.py services/*/tests/*.py apps/*/tests/*.py))) && MYPYPATH=tests/integration/sdk_scripts $(BIN)/mypy tests/integration/sdk_scripts
 	$(BIN)/python libs/protocol/scripts/gen.py --check
 	cd web && npm run --silent check
 
