@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -233,3 +234,52 @@ def test_invalid_config_names_the_key(tmp_path: Path, marker: str) -> None:
     proc, _, out = start_dev(tmp_path, marker, "--set", "rtc.port_range_start=80")
     assert proc.wait(timeout=30) == 2
     assert "rtc.port_range_start" in out.read_text()
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid listening on 127.0.0.1:``port`` (``ss`` from iproute2), None if nothing listens."""
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    match = re.search(r"pid=(\d+)", out)
+    return int(match.group(1)) if match else None
+
+
+def valkeys_under(path: Path) -> list[int]:
+    """Live valkey-server processes working in ``path`` (Valkey and its sentinels chdir to their
+    --dir / dir; the process title hides the rest of the command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                valkey = b"valkey-server" in (entry / "cmdline").read_bytes() and alive(int(entry.name))
+                if valkey and (entry / "cwd").readlink().is_relative_to(path):
+                    found.append(int(entry.name))
+    return found
+
+
+async def test_dev_redis_sentinel_survives_a_primary_kill_and_stops_every_part(
+    tmp_path: Path, marker: str
+) -> None:
+    """``parley dev --redis-sentinel``: the services follow the promoted replica when the primary is
+    SIGKILLed (the API and a join still work), and Ctrl-C stops the replica and the 3 sentinels too."""
+    proc, port, out = start_dev(tmp_path, marker, "--redis-sentinel")
+    try:
+        await poll_until(lambda: "Ctrl-C to stop" in out.read_text(), timeout=120, message="the banner")
+        redis_line = next(line for line in out.read_text().splitlines() if "Redis:" in line)
+        assert "Sentinel 'parley'" in redis_line, redis_line
+        *sentinels, primary = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", redis_line)]
+        assert len(sentinels) == 3
+        parts = valkeys_under(tmp_path)
+        assert len(parts) == 5, "primary, replica, 3 sentinels"
+        await create_and_join(port, "before-kill")
+
+        killed = listener_pid(primary)
+        assert killed in parts
+        os.kill(killed, signal.SIGKILL)
+        await create_and_join(port, "after-kill")  # waits for the failover, does not fail
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, out.read_text()
+        await poll_until(lambda: not valkeys_under(tmp_path), timeout=10, message="no valkey left")
+    finally:  # the marker fixture kills parley dev; its Valkeys run in sessions of their own
+        for pid in valkeys_under(tmp_path):
+            os.kill(pid, signal.SIGKILL)
