@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, Time
 
 from parley.config import RedisConfig
 from parley.runtime import DeadlineRetry, redis_client
-from parley.runtime.redis_client import FollowingConnection, FollowingSSLConnection
+from parley.runtime.redis_client import FollowingConnection, FollowingSSLConnection, SentinelClient
 
 pytestmark = pytest.mark.unit
 
@@ -59,6 +59,7 @@ async def test_sentinel_config_gives_a_sentinel_managed_primary_client() -> None
     assert isinstance(pool, SentinelConnectionPool)
     try:
         assert pool.service_name == "parley" and pool.is_master
+        assert isinstance(client, SentinelClient), "closing it closes the sentinel connections"
         assert pool.connection_class is FollowingConnection, "reconnects ask the sentinels again"
         kwargs = pool.connection_kwargs
         assert kwargs["db"] == 1 and kwargs["password"] == "data-secret" and kwargs["socket_timeout"] == 1.5
@@ -74,7 +75,6 @@ async def test_sentinel_config_gives_a_sentinel_managed_primary_client() -> None
         assert own["retry"].get_retries() == 0, "a dead sentinel is skipped, not retried"
     finally:
         await client.aclose()
-        await pool.sentinel_manager.aclose()
 
 
 async def test_sentinel_with_tls_uses_tls_connections() -> None:

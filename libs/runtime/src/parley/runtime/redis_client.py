@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
 
@@ -100,6 +100,16 @@ class FollowingSSLConnection(FollowingConnection, SSLConnection):
     """``FollowingConnection`` over TLS."""
 
 
+class SentinelClient(aioredis.Redis):
+    """The primary's client; closing it closes the connections to the sentinels too."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            await pool.sentinel_manager.aclose()
+
+
 def _host_port(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
@@ -145,6 +155,9 @@ def redis_client(config: RedisConfig) -> aioredis.Redis:
     )
     connection_class = FollowingSSLConnection if config.use_tls else FollowingConnection
     client: aioredis.Redis = sentinel.master_for(
-        config.sentinel_master_name, connection_class=connection_class, ssl=config.use_tls
+        config.sentinel_master_name,
+        redis_class=SentinelClient,
+        connection_class=connection_class,
+        ssl=config.use_tls,
     )
     return client
