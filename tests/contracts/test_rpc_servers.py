@@ -46,6 +46,22 @@ UNCALLED = {"ReconcileNode", "ParticipantUpdated", "TrackUpdated"}
 """Legacy room-state methods still served so the wire is unchanged, called by nothing: the SFU sends
 them inside ``Report`` now. Remove them (and this list) together."""
 
+PLANNED = {
+    "StartEgress",
+    "StartRoomCompositeEgress",
+    "StartWebEgress",
+    "StartParticipantEgress",
+    "StartTrackCompositeEgress",
+    "StartTrackEgress",
+    "UpdateLayout",
+    "UpdateStream",
+    "ListEgress",
+    "StopEgress",
+}
+"""Declared ahead of their service (egress, issue 17; design in docs/egress.md): nothing serves or
+calls them yet. The change that serves one adds its ``SERVES`` to ``SERVERS``, its source to
+``SOURCES`` and removes it from here; from then on the usual checks hold."""
+
 NAMES = {id(value): name for name, value in vars(rpcs).items() if isinstance(value, Rpc)}
 
 
@@ -62,12 +78,13 @@ def _references() -> dict[str, set[str]]:
 
 def test_the_table_is_every_rpc_declared() -> None:
     assert len(rpcs.ALL) == len(NAMES) == len({rpc.name for rpc in rpcs.ALL})
+    assert {*UNCALLED, *PLANNED} <= {rpc.name for rpc in rpcs.ALL}
 
 
 @pytest.mark.parametrize("rpc", rpcs.ALL, ids=lambda r: r.name)
 def test_exactly_one_server(rpc: Rpc[Any, Any]) -> None:
     servers = [service for service, served in SERVERS.items() if any(s is rpc for s in served)]
-    assert servers == [rpc.server]
+    assert servers == ([] if rpc.name in PLANNED else [rpc.server])
 
 
 def test_servers_serve_only_declared_rpcs() -> None:
@@ -88,6 +105,9 @@ def test_callers_are_the_declared_ones(rpc: Rpc[Any, Any]) -> None:
     declared = set(rpc.callers)
     if rpcs.TESTS not in declared:
         places.discard(rpcs.TESTS)  # tests may call anything
+    if rpc.name in PLANNED:
+        assert places == set(), "planned: nothing serves it yet, so nothing may call it"
+        return
     assert places == declared
 
 

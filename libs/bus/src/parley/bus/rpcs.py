@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf.empty_pb2 import Empty
 from livekit.protocol import agent_dispatch as lk_dispatch
+from livekit.protocol import egress as lk_egress
 from livekit.protocol import models
 from livekit.protocol import room as lk
 
@@ -29,6 +30,9 @@ SFU = "sfu"
 SIGNALING = "signaling"
 DISPATCH = "dispatch"
 TURN_ALLOC = "turn-alloc"
+EGRESS = "egress"
+"""``services/egress`` (issue 17, not built yet: its RPCs are ``PLANNED`` in the contract tests); the
+EgressInfo records' one writer. Design: ``docs/egress.md``."""
 RUNTIME = "runtime"
 """``libs/runtime``: every service, through ``run_service``."""
 TESTS = "tests"
@@ -282,6 +286,83 @@ LIST_DISPATCH: Rpc[lk_dispatch.ListAgentDispatchRequest, lk_dispatch.ListAgentDi
     lk_dispatch.ListAgentDispatchResponse,
     callers=(SIGNALING,),
 )
+
+
+# egress: livekit.Egress, with LiveKit's own messages --------------------------------------------
+def _egress(
+    name: str,
+    request: type[Req],
+    response: type[Resp],
+    doc: str = "",
+    *,
+    callers: tuple[str, ...],
+    idempotent: bool = False,
+) -> Rpc[Req, Resp]:
+    """An egress controller method, served by any instance (queue group ``egress``)."""
+    return Rpc(
+        name,
+        request,
+        response,
+        subjects.egress_rpc(name),
+        EGRESS,
+        callers=callers,
+        queue=subjects.EGRESS_QUEUE,
+        shared=True,
+        idempotent=idempotent,
+        doc=doc,
+    )
+
+
+START_EGRESS = _egress(
+    "StartEgress",
+    lk_egress.StartEgressRequest,
+    lk_egress.EgressInfo,
+    "v2: source + outputs",
+    callers=(SIGNALING,),
+)
+START_ROOM_COMPOSITE_EGRESS = _egress(
+    "StartRoomCompositeEgress",
+    lk_egress.RoomCompositeEgressRequest,
+    lk_egress.EgressInfo,
+    callers=(SIGNALING,),
+)
+START_WEB_EGRESS = _egress(
+    "StartWebEgress", lk_egress.WebEgressRequest, lk_egress.EgressInfo, callers=(SIGNALING,)
+)
+START_PARTICIPANT_EGRESS = _egress(
+    "StartParticipantEgress", lk_egress.ParticipantEgressRequest, lk_egress.EgressInfo, callers=(SIGNALING,)
+)
+START_TRACK_COMPOSITE_EGRESS = _egress(
+    "StartTrackCompositeEgress",
+    lk_egress.TrackCompositeEgressRequest,
+    lk_egress.EgressInfo,
+    callers=(SIGNALING,),
+)
+START_TRACK_EGRESS = _egress(
+    "StartTrackEgress",
+    lk_egress.TrackEgressRequest,
+    lk_egress.EgressInfo,
+    "no transcoding",
+    callers=(SIGNALING,),
+)
+UPDATE_LAYOUT = _egress(
+    "UpdateLayout",
+    lk_egress.UpdateLayoutRequest,
+    lk_egress.EgressInfo,
+    "the recorder's metadata, through room-state's UpdateParticipant",
+    callers=(SIGNALING,),
+)
+UPDATE_STREAM = _egress(
+    "UpdateStream", lk_egress.UpdateStreamRequest, lk_egress.EgressInfo, callers=(SIGNALING,)
+)
+LIST_EGRESS = _egress(
+    "ListEgress",
+    lk_egress.ListEgressRequest,
+    lk_egress.ListEgressResponse,
+    callers=(SIGNALING,),
+    idempotent=True,
+)
+STOP_EGRESS = _egress("StopEgress", lk_egress.StopEgressRequest, lk_egress.EgressInfo, callers=(SIGNALING,))
 
 # every service ---------------------------------------------------------------------------------
 PING: Rpc[Empty, Empty] = Rpc(

@@ -91,10 +91,16 @@ def shared_responder(subject: str) -> bool:
     """Whether interchangeable instances serve ``subject`` in a queue group, so that a responder
     missing now (one restarting) may appear: room-state, turn-alloc, dispatch (not one instance's
     subjects), pings. Subjects of one node, edge or dispatch instance die with it."""
-    if subject.startswith(f"{PREFIX}.dispatch.instance."):
+    if subject.startswith((f"{PREFIX}.dispatch.instance.", f"{PREFIX}.egress.worker.")):
         return False
     return subject.startswith(
-        (f"{PREFIX}.roomstate.", f"{PREFIX}.turn.", f"{PREFIX}.dispatch.", f"{PREFIX}.ping.")
+        (
+            f"{PREFIX}.roomstate.",
+            f"{PREFIX}.turn.",
+            f"{PREFIX}.dispatch.",
+            f"{PREFIX}.egress.",
+            f"{PREFIX}.ping.",
+        )
     )
 
 
@@ -134,6 +140,14 @@ def webhook_partition(partition: int) -> str:
 
 
 DISPATCH_QUEUE = "dispatch"
+
+EGRESS_QUEUE = "egress"
+
+
+def egress_rpc(method: str) -> str:
+    """egress controller methods (livekit.Egress; design in docs/egress.md). One worker's own
+    subjects will be ``parley.egress.worker.<id>.*`` (not shared: they die with the worker)."""
+    return f"{PREFIX}.egress.{method}"
 
 
 def edge_agent(edge_id: str) -> str:
