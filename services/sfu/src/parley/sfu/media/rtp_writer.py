@@ -20,10 +20,27 @@ _HEADER = struct.Struct("!BBHLL")
 _EXT_HEADER = struct.Struct("!HH")
 _OSN = struct.Struct("!H")
 _NTP_UNIX_OFFSET = 2208988800
+_Layout = tuple[struct.Struct, int, tuple[int | bytes, ...]]
+"""(header struct, first byte, the fixed values after the SSRC) of one extension combination."""
 
 
 class RtpWriter:
-    __slots__ = ("_ast_id", "_audio_id", "_mid", "_mid_elem", "_mid_id", "_one_byte", "_twcc_id")
+    """Writes the subscriber's packets. One-byte extension headers without CSRCs (what every
+    subscriber negotiates in practice) take :meth:`write`'s fast layout: the whole header, extensions
+    and padding in one precomputed ``struct`` per combination of present extensions; anything else,
+    and :meth:`write_reference` always, builds it piece by piece. Both give the same bytes
+    (``tests/media/test_rtp_writer.py``)."""
+
+    __slots__ = (
+        "_ast_id",
+        "_audio_id",
+        "_layouts",
+        "_mid",
+        "_mid_elem",
+        "_mid_id",
+        "_one_byte",
+        "_twcc_id",
+    )
 
     def __init__(self, extension_ids: dict[str, int], mid: str | None) -> None:
         self._mid_id = extension_ids.get(URI_MID, 0) if mid else 0
@@ -36,6 +53,7 @@ class RtpWriter:
         self._mid_elem = b""
         if self._mid_id and self._one_byte:
             self._mid_elem = bytes([(self._mid_id << 4) | (len(self._mid) - 1)]) + self._mid
+        self._layouts = self._one_byte_layouts() if self._one_byte else None
 
     @property
     def twcc_enabled(self) -> bool:
@@ -59,6 +77,53 @@ class RtpWriter:
         rewritten VP8 descriptor); ``osn`` makes it an RTX packet (RFC 4588 §4: the original sequence
         number before the payload; ``payload_type``/``seq``/``ssrc`` are then the RTX stream's);
         ``twcc_seq`` is the transport-wide sequence number (written only when :attr:`twcc_enabled`)."""
+        layouts = self._layouts
+        if layouts is None or packet.csrc:
+            return self.write_reference(
+                packet,
+                payload_type=payload_type,
+                seq=seq,
+                ts=ts,
+                ssrc=ssrc,
+                wall_now=wall_now,
+                head=head,
+                osn=osn,
+                twcc_seq=twcc_seq,
+            )
+        audio = packet.extensions.audio_level if self._audio_id else None
+        twcc = twcc_seq if self._twcc_id else None
+        layout, first, prefix = layouts[(audio is not None) | ((twcc is not None) << 1)]
+        values: list[int | bytes] = [first, (packet.marker << 7) | payload_type, seq, ts, ssrc, *prefix]
+        if audio is not None:
+            values += (self._audio_id << 4, (0x80 if audio[0] else 0) | (audio[1] & 0x7F))
+        if self._ast_id:
+            now = time.time() if wall_now is None else wall_now
+            values.append(
+                ((self._ast_id << 4) | 2) << 24 | (int((now + _NTP_UNIX_OFFSET) * 262144) & 0xFFFFFF)
+            )
+        if twcc is not None:
+            values += ((self._twcc_id << 4) | 1, twcc & 0xFFFF)
+        data = layout.pack(*values)
+        if osn is not None:
+            data += _OSN.pack(osn)
+        if head:
+            return data + head + packet.payload[len(head) :]
+        return data + packet.payload
+
+    def write_reference(
+        self,
+        packet: RtpPacket,
+        *,
+        payload_type: int,
+        seq: int,
+        ts: int,
+        ssrc: int,
+        wall_now: float | None = None,
+        head: bytes = b"",
+        osn: int | None = None,
+        twcc_seq: int | None = None,
+    ) -> bytes:
+        """:meth:`write`, built element by element (any extension ids, CSRCs)."""
         ext = self._extensions(packet, time.time() if wall_now is None else wall_now, twcc_seq)
         csrc = packet.csrc
         first = 0x80 | len(csrc) | (0x10 if ext else 0)
@@ -71,6 +136,31 @@ class RtpWriter:
         if head:
             return data + head + packet.payload[len(head) :]
         return data + packet.payload
+
+    def _one_byte_layouts(self) -> list[_Layout]:
+        """By (audio level present) | (transport-wide seq present) << 1: the header's struct (RFC 3550
+        header, RFC 8285 one-byte extension block and its padding), first byte and fixed values."""
+        layouts: list[_Layout] = []
+        for index in range(4):
+            audio, twcc = bool(self._audio_id and index & 1), bool(self._twcc_id and index & 2)
+            fields = "".join(
+                (
+                    f"{len(self._mid_elem)}s" if self._mid_elem else "",
+                    "BB" if audio else "",
+                    "L" if self._ast_id else "",
+                    "BH" if twcc else "",
+                )
+            )
+            size = struct.calcsize("!" + fields)
+            if not size:
+                layouts.append((_HEADER, 0x80, ()))
+                continue
+            pad = -size % 4
+            prefix: tuple[int | bytes, ...] = (0xBEDE, (size + pad) >> 2)
+            if self._mid_elem:
+                prefix += (self._mid_elem,)
+            layouts.append((struct.Struct(f"!BBHLLHH{fields}{pad}x"), 0x90, prefix))
+        return layouts
 
     def _extensions(self, packet: RtpPacket, wall_now: float, twcc_seq: int | None) -> bytes:
         audio = packet.extensions.audio_level if self._audio_id else None
