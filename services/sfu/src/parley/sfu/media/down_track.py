@@ -46,6 +46,7 @@ from parley.sfu.media.interfaces import (
 )
 from parley.sfu.media.layers import Layer
 from parley.sfu.media.rtp_writer import RtpWriter
+from parley.sfu.media.send_path import SendPath
 from parley.sfu.media.sender_report import build_sender_report, report_times
 
 if TYPE_CHECKING:
@@ -106,6 +107,8 @@ class DownTrack:
         self._link_mark: tuple[float, int] = (time.monotonic(), 0)
         self._writer: RtpWriter | None = None
         self._transport: RTCDtlsTransport | None = None
+        self._path: SendPath | None = None
+        """The transport's cached send path (``send_path.py``)."""
         self._cc: SubscriberCongestion | None = None
         """The subscriber transport's congestion controller, while transport-wide-cc is negotiated."""
         self._codecs: list[RTCRtpCodecParameters] = []
@@ -342,6 +345,7 @@ class DownTrack:
         }
         self._writer = RtpWriter(internals.header_extension_ids(parameters), parameters.muxId)
         self._transport = self._sender.transport
+        self._path = SendPath.of(self._transport) if self._transport is not None else None
         self._join_congestion()
         if self._timer is None and not self._closed:
             loop = asyncio.get_running_loop()
@@ -430,11 +434,11 @@ class DownTrack:
         self._forwarder.skip(layer, seq)
 
     def _transmit(self, data: bytes) -> bool:
-        transport = self._transport
-        if transport is None:
+        path = self._path
+        if path is None:
             return False
         try:
-            return internals.send_rtp_sync(transport, data)
+            return path.send(data)
         except ConnectionError:
             return False
 

@@ -53,6 +53,7 @@ from aiortc.rtcicetransport import RTCIceCandidate, RTCIceParameters, RTCIceTran
 
 from parley.observability import TaskSet, get_logger
 from parley.sfu.media import aiortc_internals as internals
+from parley.sfu.media import send_path
 from parley.sfu.media.errors import IceRestartError
 
 __all__ = ["IceLink", "IceRestartError", "LinkState", "ice_link", "install", "restart_ice"]
@@ -396,6 +397,7 @@ class _Restarter:
         self.active = connection
         ice._connection = connection
         ice.iceGatherer._connection = connection
+        send_path.invalidate_ice(ice)  # the selected pair is the new connection's
         self.lost = False
         self.failed = False
         self.ever_connected = True
