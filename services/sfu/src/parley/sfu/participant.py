@@ -143,11 +143,13 @@ class Participant:
         """Give a change clients will see a version they take as new (they drop older ones).
 
         ``version``: the one room-state wrote for a RoomCommand's change (room-state owns the
-        record); adopted, but never below what clients already hold (they take an equal one). 0: a
-        change of the node's own (media or signalling), reported to room-state as a delta: the next
-        version, as room-state's record gets when it applies it.
+        record); adopted when it is newer than what clients hold, else (the node's own changes
+        raced ahead) the next version: clients always see a strictly higher one with new content
+        (livekit-client takes an equal version, other SDKs may not). 0: a change of the node's own
+        (media or signalling), reported to room-state as a delta: the next version, as
+        room-state's record gets when it applies it.
         """
-        self.info.version = max(self.info.version, version) if version else self.info.version + 1
+        self.info.version = max(self.info.version + 1, version)
 
     def sync_tracks(self) -> None:
         """ParticipantInfo.tracks mirrors the bound published tracks."""
