@@ -10,6 +10,8 @@ Layout (``P`` = ``redis.key_prefix``, ``T`` = ``subjects.room_token(room name)``
 - ``P:outbox`` list of RoomEvent bytes, appended in the same MULTI/EXEC as the change.
 - ``P:relay`` the outbox relay lock (one relay at a time keeps per-room order).
 - ``P:nodes`` sorted set node id -> last heartbeat (ms); ``P:node:<id>`` NodeStats with a TTL.
+- ``P:txn:<uuid>`` a commit's marker (TTL ``TXN_MARKER_TTL_MS``): written in the same MULTI/EXEC,
+  read back when the EXEC reply was lost, so a change is never applied twice.
 
 Changes use optimistic concurrency: WATCH the room's keys, read, apply a pure function,
 MULTI/EXEC the writes and the outbox entries; retry when another writer got there first.
@@ -17,6 +19,7 @@ MULTI/EXEC the writes and the outbox entries; retry when another writer got ther
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -36,6 +39,9 @@ Mutation = Callable[[RoomRecord | None], tuple[RoomRecord | None, T]]
 """Gets the stored room (or None) and returns the room to store (or None: no change) and a result."""
 
 MAX_RETRIES = 50
+TXN_MARKER_TTL_MS = 120_000
+"""How long a commit's marker (``P:txn:<uuid>``) is kept: longer than a lost EXEC reply can take
+to be noticed and the next attempt to read it back (``redis.read_timeout`` + ``failover_wait``)."""
 
 # One round trip for a room's three hashes (on the WATCHing connection).
 _READ_ROOM = """
@@ -111,23 +117,40 @@ class Store:
         return _decode(room, parts, sess)
 
     async def mutate(self, name: str, fn: Mutation[T]) -> T:
-        """Apply ``fn`` to the stored room and commit its changes and events atomically."""
+        """Apply ``fn`` to the stored room and commit its changes and events atomically, once.
+
+        A transaction whose EXEC reply is lost (the connection dropped; redis-py raises WatchError)
+        may have been applied. Each EXEC also writes a marker key of its own (``P:txn:<uuid>``);
+        before running ``fn`` again the next attempt looks for the markers of the earlier ones, on
+        the watching connection: one found means that attempt committed, and its result is returned.
+        A marker landing later touches the watched room too, so that attempt's EXEC fails again.
+        """
         keys = self._room_keys(name)
+        sent: dict[str, T] = {}
+        """Marker key -> result, for every attempt whose EXEC was sent and not known to fail."""
         async with self._r.pipeline(transaction=True) as pipe:
             for _ in range(MAX_RETRIES):
                 try:
                     await pipe.watch(*keys)
+                    if sent and (landed := await _landed(pipe, sent)) is not None:
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        return landed
                     raw: Any = await pipe.eval(_READ_ROOM, 3, *keys)
                     record, result = fn(_decode(*(_pairs(flat) for flat in raw)))
                     if record is None or not _changed(record):
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
                         return result
                     pipe.multi()  # type: ignore[no-untyped-call]
+                    marker = f"{self._p}:txn:{uuid.uuid4().hex}"
+                    sent[marker] = result
+                    pipe.set(marker, 1, px=TXN_MARKER_TTL_MS)
                     self._queue_writes(pipe, keys, record)
                     await pipe.execute()
                     return result
                 except WatchError:
                     continue
+        if sent and (landed := await _landed(self._r, sent)) is not None:
+            return landed
         raise Conflict()
 
     def _queue_writes(
@@ -242,6 +265,16 @@ class Store:
             list[bytes | None], await self._r.mget([f"{self._p}:node:{_text(i)}" for i in ids])
         )
         return [node_pb2.NodeStats.FromString(item) for item in raw if item]
+
+
+async def _landed(reader: aioredis.Redis, sent: dict[str, T]) -> T | None:
+    """The result of the sent attempt whose marker is stored (at most one can have committed)."""
+    markers = list(sent)
+    found: list[Any] = await reader.mget(markers)
+    for marker, value in zip(markers, found, strict=True):
+        if value is not None:
+            return sent[marker]
+    return None
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
