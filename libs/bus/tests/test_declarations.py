@@ -25,6 +25,9 @@ def test_subjects_and_topics() -> None:
         rpcs.JOIN_ROOM.topic_of("parley.roomstate.JoinRoom")  # no topic to read
     with pytest.raises(ValueError):
         rpcs.SESSION_START.subject()
+    for bad_topic in ("*", ">", "NODE_a.x", "NODE a"):
+        with pytest.raises(ValueError, match="separator or wildcard"):
+            rpcs.SESSION_START.subject(bad_topic)  # "*" would reach every node's sessions
 
 
 async def test_serve_all_refuses_bindings_that_differ_from_the_declared_list() -> None:

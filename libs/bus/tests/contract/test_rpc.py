@@ -10,7 +10,6 @@ from livekit.protocol import models
 
 from parley.bus import Bus, Delivery, ErrorCode, NoResponders, RpcError, RpcTimeout
 from parley.bus.responder import ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, answer
-from parley.testing import poll_until
 
 from .declarations import ECHO, GROUPED, PER_NODE, SHARED, lost_once
 
@@ -123,18 +122,26 @@ async def test_a_queue_group_answers_each_call_once(any_bus: Bus) -> None:
     assert len(answered) == 20
 
 
-async def test_serial_serving_keeps_order_and_unsubscribe_stops_it(any_bus: Bus) -> None:
-    order: list[str] = []
+async def test_serial_serving_handles_one_request_at_a_time_and_unsubscribe_stops_it(any_bus: Bus) -> None:
+    handled: list[str] = []
+    active = 0
+    most_active = 0
 
     async def handler(req: models.Room) -> models.Room:
-        order.append(req.name)
+        nonlocal active, most_active
+        active += 1
+        most_active = max(most_active, active)
+        await asyncio.sleep(0.01)
+        handled.append(req.name)
+        active -= 1
         return req
 
     sub = await any_bus.serve(ECHO, handler, concurrent=False)
-    await asyncio.gather(*(any_bus.call(ECHO, models.Room(name=str(i))) for i in range(10)))
-    assert sorted(order) == sorted(str(i) for i in range(10))
+    answers = await asyncio.gather(*(any_bus.call(ECHO, models.Room(name=str(i))) for i in range(10)))
+    assert [a.name for a in answers] == [str(i) for i in range(10)]
+    assert sorted(handled) == sorted(str(i) for i in range(10))
+    assert most_active == 1, "a serial responder ran two handlers at once"
     await sub.unsubscribe()
-    await poll_until(lambda: True)
     with pytest.raises((NoResponders, RpcTimeout)):
         await any_bus.call(ECHO, models.Room(), timeout=0.5)
 

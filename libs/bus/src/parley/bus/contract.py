@@ -32,6 +32,10 @@ class Scope(StrEnum):
     DISPATCH_INSTANCE = "dispatch instance id"
     SERVICE = "service name"
     ROOM = "room token"
+    EGRESS_WORKER = "egress worker id"
+
+
+_NOT_IN_TOPIC = frozenset(".*> \t\r\n")
 
 
 def _fill(pattern: str, scope: Scope, topic: str, name: str) -> str:
@@ -41,6 +45,9 @@ def _fill(pattern: str, scope: Scope, topic: str, name: str) -> str:
         return pattern
     if not topic:
         raise ValueError(f"{name} needs a topic: the {scope}")
+    if any(c in topic for c in _NOT_IN_TOPIC):
+        # a "*" or ">" would serve or call every node's subject; a "." or space shifts the tokens
+        raise ValueError(f"{name}: topic {topic!r} holds a subject separator or wildcard")
     return pattern.replace(TOPIC, topic)
 
 
