@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import structlog.testing
 
 from parley.observability.tasks import TaskSet, raise_if_cancelling
 
@@ -59,3 +60,26 @@ def test_outside_a_cancelled_task_it_does_nothing() -> None:
     asyncio.run(main())
     with pytest.raises(asyncio.CancelledError):
         raise asyncio.CancelledError
+
+
+async def test_a_task_that_ignores_cancel_is_named_when_left_behind() -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue
+
+    tasks = TaskSet("owner")
+    task = tasks.spawn(stubborn(), name="stubborn")
+    await asyncio.sleep(0)
+    with structlog.testing.capture_logs() as logs:
+        await tasks.aclose(timeout=0.05)
+    assert not task.done()
+    assert [(e["event"], e["tasks"]) for e in logs] == [
+        ("tasks still running after cancel; left behind", ["stubborn"])
+    ]
+    release.set()
+    await asyncio.wait_for(task, 1.0)

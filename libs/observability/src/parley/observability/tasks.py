@@ -42,7 +42,14 @@ class TaskSet:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+            _, late = await asyncio.wait(tasks, timeout=timeout)
+            if late:
+                _log.warning(
+                    "tasks still running after cancel; left behind",
+                    owner=self._name,
+                    tasks=sorted(t.get_name() for t in late),
+                    timeout=timeout,
+                )
         self._tasks.clear()
 
 
