@@ -10,7 +10,6 @@ nothing and emits nothing. The SFU reports deltas, never versions of its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from livekit.protocol import models
@@ -23,6 +22,7 @@ from livekit.protocol.room import (
 from parley.config import RoomConfig
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 from parley.protocol.ids import PARTICIPANT_PREFIX, ROOM_PREFIX, new_id, now_ms
+from parley.protocol.participant_fields import apply_fields
 from parley.room_state.errors import (
     NoNodeAvailable,
     ParticipantNotFound,
@@ -292,34 +292,12 @@ def participant_updated(req: pb.ParticipantUpdatedRequest) -> Mutation[None]:
     def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, None]:
         rec = _require(rec)
         participant = _participant_by_sid(rec, req.participant_sid)
-        if not _apply_fields(participant, name=req.name, metadata=req.metadata, attributes=req.attributes):
+        if not apply_fields(participant, name=req.name, metadata=req.metadata, attributes=req.attributes):
             return None, None
         _participant_changed(rec, participant)
         return rec, None
 
     return fn
-
-
-def _apply_fields(
-    participant: models.ParticipantInfo, *, name: str, metadata: str, attributes: Mapping[str, str]
-) -> bool:
-    """LiveKit's semantics: a non-empty name or metadata replaces, attributes merge and an empty
-    value deletes the key. True when anything changed."""
-    changed = False
-    if name and name != participant.name:
-        participant.name = name
-        changed = True
-    if metadata and metadata != participant.metadata:
-        participant.metadata = metadata
-        changed = True
-    for key, value in attributes.items():
-        if value and participant.attributes.get(key) != value:
-            participant.attributes[key] = value
-            changed = True
-        elif not value and key in participant.attributes:
-            del participant.attributes[key]
-            changed = True
-    return changed
 
 
 def _participant_changed(rec: RoomRecord, participant: models.ParticipantInfo) -> None:
@@ -423,7 +401,7 @@ def update_participant(req: UpdateParticipantRequest) -> Mutation[tuple[str, mod
     def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, tuple[str, models.ParticipantInfo]]:
         rec = _require(rec)
         participant = _participant(rec, req.identity)
-        changed = _apply_fields(participant, name=req.name, metadata=req.metadata, attributes=req.attributes)
+        changed = apply_fields(participant, name=req.name, metadata=req.metadata, attributes=req.attributes)
         if req.HasField("permission") and participant.permission != req.permission:
             participant.permission.CopyFrom(req.permission)
             changed = True

@@ -14,6 +14,7 @@ from livekit.protocol import room as room_pb
 
 from parley.bus import ErrorCode, RpcError
 from parley.protocol.gen.sfu.v1 import node_pb2
+from parley.protocol.participant_fields import apply_fields
 from parley.sfu import data_router, metadata, publish, subscriptions
 from parley.sfu.participant import Participant
 
@@ -47,7 +48,7 @@ async def execute(room: Room, command: node_pb2.RoomCommand) -> node_pb2.RoomCom
     elif kind == "update_participant":
         req = command.update_participant
         p = _participant(room, req.identity)
-        changed = metadata.apply_fields(p, name=req.name, metadata=req.metadata, attributes=req.attributes)
+        changed = apply_fields(p.info, name=req.name, metadata=req.metadata, attributes=req.attributes)
         if changed:
             metadata.report_fields(room, p, name=req.name, metadata=req.metadata, attributes=req.attributes)
         if req.HasField("permission"):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from livekit.protocol import models, rtc
 
+from parley.protocol.participant_fields import apply_fields
 from parley.sfu import publish, subscriptions
 from parley.sfu.participant import Participant
 
@@ -17,26 +18,6 @@ Reason = rtc.RequestResponse.Reason
 
 MAX_NAME_BYTES = 256
 """LiveKit ``limit.max_participant_name_length``."""
-
-
-def apply_fields(p: Participant, *, name: str, metadata: str, attributes: Mapping[str, str]) -> bool:
-    """Non-empty name/metadata replace; attributes merge, an empty value deletes the key."""
-    changed = False
-    if name and name != p.info.name:
-        p.info.name = name
-        changed = True
-    if metadata and metadata != p.info.metadata:
-        p.info.metadata = metadata
-        changed = True
-    for key, value in attributes.items():
-        if not value:
-            if key in p.info.attributes:
-                del p.info.attributes[key]
-                changed = True
-        elif p.info.attributes.get(key) != value:
-            p.info.attributes[key] = value
-            changed = True
-    return changed
 
 
 def limit_breach(room: Room, request: rtc.UpdateParticipantMetadata) -> str | None:
@@ -79,7 +60,7 @@ def update_own(room: Room, p: Participant, request: rtc.UpdateParticipantMetadat
         reason, message = Reason.LIMIT_EXCEEDED, breach
     else:
         reason = Reason.OK
-        if apply_fields(p, name=request.name, metadata=request.metadata, attributes=request.attributes):
+        if apply_fields(p.info, name=request.name, metadata=request.metadata, attributes=request.attributes):
             publish_change(room, p)
             report_fields(
                 room, p, name=request.name, metadata=request.metadata, attributes=request.attributes
