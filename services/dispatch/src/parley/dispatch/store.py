@@ -1,7 +1,13 @@
-"""Workers, jobs, dispatches and the retry queue in Redis: any dispatch instance can pick up."""
+"""Workers, jobs, dispatches and the retry queue in Redis: any dispatch instance can pick up.
+
+Every write is safe to repeat: the Redis client re-sends a command whose reply a dropped connection
+or a failover lost (``redis.failover_wait``), so a write that counts or moves something is one Lua
+script that checks what is already there (``_ASSIGN``, ``_REMOVE_WORKER``).
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 import redis.asyncio as aioredis
@@ -17,6 +23,29 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
 return due
 """
+
+
+# Store an assigned job and count it on its worker only the first time it joins the worker's set.
+_ASSIGN = """
+redis.call('HSET', KEYS[1], 'job', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('SADD', KEYS[4], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[3], 'assigned', 1) end
+redis.call('ZREM', KEYS[5], ARGV[1])
+"""
+
+# Forget a worker and return its jobs. They are moved to a key of this call (KEYS[4], kept ARGV[2]
+# ms), so a repeat of the call answers the same jobs instead of an empty set.
+_REMOVE_WORKER = """
+redis.call('SUNIONSTORE', KEYS[4], KEYS[4], KEYS[2])
+redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[2]))
+redis.call('DEL', KEYS[1], KEYS[2])
+for i = 3, #KEYS do
+  if i ~= 4 then redis.call('SREM', KEYS[i], ARGV[1]) end
+end
+return redis.call('SMEMBERS', KEYS[4])
+"""
+REMOVED_TTL_MS = 120_000
+"""How long a removed worker's jobs stay readable for a repeat of the removal."""
 
 
 def _text(value: bytes | str) -> str:
@@ -39,6 +68,8 @@ class Store:
         self.redis = redis
         self._p = f"{prefix}:dispatch"
         self._claim = redis.register_script(_CLAIM)
+        self._assign = redis.register_script(_ASSIGN)
+        self._remove_worker = redis.register_script(_REMOVE_WORKER)
 
     # keys ------------------------------------------------------------------------------------------
     def _worker(self, wid: str) -> str:
@@ -91,14 +122,12 @@ class Store:
     async def remove_worker(self, wid: str) -> list[JobID]:
         """Forget the worker; return the jobs it had (to dispatch them again)."""
         rec = await self.get_worker(wid)
-        async with self.redis.pipeline(transaction=True) as p:
-            p.smembers(self._worker_jobs(wid))
-            p.delete(self._worker(wid), self._worker_jobs(wid))
-            p.srem(self._workers, wid)
-            if rec is not None:
-                p.srem(self._pool(rec.job_type, rec.agent_name), wid)
-            result = await p.execute()
-        return [JobID(_text(j)) for j in result[0]]
+        removed = f"{self._worker_jobs(wid)}:removed:{uuid.uuid4().hex}"
+        keys = [self._worker(wid), self._worker_jobs(wid), self._workers, removed]
+        if rec is not None:
+            keys.append(self._pool(rec.job_type, rec.agent_name))
+        jobs = await self._remove_worker(keys=keys, args=[wid, REMOVED_TTL_MS])
+        return [JobID(_text(j)) for j in jobs]
 
     async def worker_ids(self) -> list[WorkerID]:
         return [WorkerID(_text(w)) for w in await self.redis.smembers(self._workers)]  # type: ignore[misc]
@@ -120,12 +149,6 @@ class Store:
     async def pool_size(self, job_type: int, agent_name: str) -> int:
         return int(await self.redis.scard(self._pool(job_type, agent_name)))  # type: ignore[misc]
 
-    async def note_assigned(self, wid: str, jid: str) -> None:
-        async with self.redis.pipeline(transaction=False) as p:
-            p.hincrby(self._worker(wid), "assigned", 1)
-            p.sadd(self._worker_jobs(wid), jid)
-            await p.execute()
-
     async def attach_job(self, wid: str, jid: str) -> None:
         await self.redis.sadd(self._worker_jobs(wid), jid)  # type: ignore[misc]
 
@@ -143,14 +166,15 @@ class Store:
             await p.execute()
 
     async def assign(self, job: agent.Job, wid: str) -> None:
-        """Store the assigned job, count it on its worker and take it off the retry queue."""
-        async with self.redis.pipeline(transaction=True) as p:
-            p.hset(self._job(job.id), "job", job.SerializeToString())
-            p.sadd(self._room(job.room.name, "jobs"), job.id)
-            p.hincrby(self._worker(wid), "assigned", 1)
-            p.sadd(self._worker_jobs(wid), job.id)
-            p.zrem(self._pending, job.id)
-            await p.execute()
+        """Store the assigned job, count it on its worker (once) and take it off the retry queue."""
+        keys = [
+            self._job(job.id),
+            self._room(job.room.name, "jobs"),
+            self._worker(wid),
+            self._worker_jobs(wid),
+            self._pending,
+        ]
+        await self._assign(keys=keys, args=[job.id, job.SerializeToString()])
 
     async def get_job(self, jid: str) -> tuple[agent.Job, int] | None:
         raw = _hash(await self.redis.hgetall(self._job(jid)))  # type: ignore[misc]
