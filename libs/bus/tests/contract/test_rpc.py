@@ -172,3 +172,27 @@ async def test_an_idempotent_call_whose_request_was_lost_is_asked_again(any_bus:
         await any_bus.call(write, models.Room(name="y"), timeout=1.5)
     assert seen == ["y"], "a call that is not idempotent is never repeated"
     never.set()
+
+
+async def test_stop_serving_answers_the_request_in_flight_and_takes_no_new_one(any_bus: Bus) -> None:
+    """A graceful stop: the request a service already took is answered (queue-group peers take
+    the new ones), instead of being cancelled with the service."""
+    taken = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(req: models.Room) -> models.Room:
+        taken.set()
+        await release.wait()
+        return models.Room(name=f"done {req.name}")
+
+    await any_bus.serve(ECHO, slow)
+    in_flight = asyncio.ensure_future(any_bus.call(ECHO, models.Room(name="a"), timeout=5))
+    await asyncio.wait_for(taken.wait(), 5)
+    stopping = asyncio.ensure_future(any_bus.stop_serving(timeout=5))
+    await asyncio.sleep(0.1)
+    assert not stopping.done(), "stop_serving returned with a request still being handled"
+    release.set()
+    assert (await in_flight).name == "done a"
+    await asyncio.wait_for(stopping, 5)
+    with pytest.raises((NoResponders, RpcTimeout)):
+        await any_bus.call(ECHO, models.Room(name="b"), timeout=0.5)

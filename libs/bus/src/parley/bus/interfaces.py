@@ -86,8 +86,12 @@ class Bus(Protocol):
         with its code, a request that does not decode with ``malformed``."""
         ...
 
+    async def stop_serving(self, timeout: float = ...) -> None:
+        """Take no new RPC requests; wait up to ``timeout`` for those in flight to be answered
+        (a graceful stop: queue-group peers take the new ones)."""
+
     async def drain(self) -> None:
-        """Finish in-flight handlers, then close."""
+        """Finish in-flight RPC handlers (``stop_serving``), stop the rest, then close."""
 
     async def aclose(self) -> None: ...
 

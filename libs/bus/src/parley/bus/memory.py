@@ -19,7 +19,7 @@ from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, NoResponders, RpcTimeout
 from parley.bus.interfaces import Payload, encode
 from parley.bus.nats_bus import MSG_ID_HEADER
-from parley.bus.responder import Reply, answer, read_reply
+from parley.bus.responder import STOP_SERVING_TIMEOUT, Reply, answer, read_reply
 from parley.observability import TaskSet, get_logger
 
 log = get_logger("parley.bus.memory")
@@ -70,6 +70,8 @@ class MemoryBus:
 
     def __init__(self, name: str = "memory") -> None:
         self.tasks = TaskSet(f"bus.{name}")
+        self._answering = TaskSet(f"bus.{name}.rpc")
+        self._served: list[MemorySubscription] = []
         self.responder_wait = 0.0
         self.idempotent_attempt = IDEMPOTENT_ATTEMPT
         self._subs: list[MemorySubscription] = []
@@ -203,16 +205,28 @@ class MemoryBus:
 
         async def on_request(delivery: Delivery) -> None:
             if concurrent:
-                self.tasks.spawn(respond(delivery), name=f"rpc:{subject}")
+                self._answering.spawn(respond(delivery), name=f"rpc:{subject}")
             else:
                 await respond(delivery)
 
-        return await self.subscribe(subject, on_request, queue=rpc.queue_group(topic))
+        sub = await self.subscribe(subject, on_request, queue=rpc.queue_group(topic))
+        self._served.append(sub)
+        return sub
+
+    async def stop_serving(self, timeout: float = STOP_SERVING_TIMEOUT) -> None:
+        served, self._served = self._served, []
+        for sub in served:
+            self.remove(sub)  # no new requests; one already taken is still handled
+        late = await self._answering.join(timeout)
+        if late:
+            log.warning("requests unanswered at stop", handlers=late, timeout=timeout)
 
     async def drain(self) -> None:
+        await self.stop_serving()
         await self.aclose()
 
     async def aclose(self) -> None:
         self._closed = True
         self._subs.clear()
+        await self._answering.aclose()
         await self.tasks.aclose()

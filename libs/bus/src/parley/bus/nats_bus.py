@@ -30,7 +30,7 @@ from parley.bus.contract import Rpc
 from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, NoResponders, RpcTimeout
 from parley.bus.interfaces import Payload, encode
-from parley.bus.responder import Reply, answer, read_reply
+from parley.bus.responder import STOP_SERVING_TIMEOUT, Reply, answer, read_reply
 from parley.observability import get_logger
 from parley.observability.tasks import TaskSet, raise_if_cancelling
 
@@ -70,6 +70,9 @@ class NatsBus:
         self._js: JetStreamContext = nc.jetstream()
         self._name = name
         self._tasks = TaskSet(f"bus.{name}")
+        self._answering = TaskSet(f"bus.{name}.rpc")
+        """Handlers of RPC requests in flight (``serve`` with ``concurrent``)."""
+        self._served: list[_NatsSub] = []
         self.responder_wait = 0.0
         """Seconds ``request`` keeps retrying a ``subjects.shared_responder`` subject that nobody
         serves (a service restarting) before raising NoResponders; 0 = raise at once."""
@@ -180,11 +183,26 @@ class NatsBus:
 
         async def callback(msg: Msg) -> None:
             if concurrent:
-                self._tasks.spawn(respond(msg), name=f"rpc:{subject}")
+                self._answering.spawn(respond(msg), name=f"rpc:{subject}")
             else:
                 await respond(msg)
 
-        return NatsSubscription(await self._nc.subscribe(subject, queue=rpc.queue_group(topic), cb=callback))
+        sub = await self._nc.subscribe(subject, queue=rpc.queue_group(topic), cb=callback)
+        self._served.append(sub)
+        return NatsSubscription(sub)
+
+    async def stop_serving(self, timeout: float = STOP_SERVING_TIMEOUT) -> None:
+        """Take no new RPC requests and let the ones in flight finish (up to ``timeout``), so a
+        graceful stop answers every request it took; queue-group peers take the new ones."""
+        served, self._served = self._served, []
+        for sub in served:
+            try:
+                await sub.drain()  # type: ignore[no-untyped-call]  # delivered requests still handled
+            except Exception:
+                pass
+        late = await self._answering.join(timeout)
+        if late:
+            _log.warning("requests unanswered at stop", handlers=late, timeout=timeout)
 
     async def _safe_publish(self, subject: str, reply: Reply) -> None:
         try:
@@ -321,7 +339,9 @@ class NatsBus:
     # lifecycle -----------------------------------------------------------------------------------
 
     async def drain(self) -> None:
-        """Finish in-flight handlers, then close."""
+        """Finish in-flight RPC handlers (``stop_serving``), stop the rest, then close."""
+        await self.stop_serving()
+        await self._answering.aclose()
         await self._tasks.aclose()
         if not self._nc.is_closed:
             try:
@@ -330,6 +350,7 @@ class NatsBus:
                 await self._nc.close()
 
     async def aclose(self) -> None:
+        await self._answering.aclose()
         await self._tasks.aclose()
         if not self._nc.is_closed:
             await self._nc.close()

@@ -20,6 +20,8 @@ log = get_logger("parley.bus")
 ERROR_CODE_HEADER = "Parley-Error-Code"
 ERROR_MESSAGE_HEADER = "Parley-Error-Message"
 MAX_ERROR_MESSAGE = 4000
+STOP_SERVING_TIMEOUT = 5.0
+"""Seconds ``stop_serving`` waits for requests in flight before the service closes anyway."""
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)

@@ -36,6 +36,15 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    async def join(self, timeout: float) -> list[str]:
+        """Wait up to ``timeout`` for the tasks running now to end by themselves (no cancel);
+        the names of those still running."""
+        tasks = list(self._tasks)
+        if not tasks:
+            return []
+        _, late = await asyncio.wait(tasks, timeout=timeout)
+        return sorted(t.get_name() for t in late)
+
     async def aclose(self, timeout: float = 5.0) -> None:
         """Cancel every task and wait for them."""
         tasks = list(self._tasks)

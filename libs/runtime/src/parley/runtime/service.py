@@ -151,6 +151,9 @@ async def _main(name: str, config: C, build: Callable[[C, ServiceContext], Await
         log.exception("service failed")
         return 1
     finally:
+        # answer the requests already taken while the service can still serve them; then close it
+        # (it may still publish on the bus), then the bus
+        await bus.stop_serving()
         await service.aclose()
         await health.aclose()
         await bus.drain()
