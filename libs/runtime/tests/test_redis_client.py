@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -13,7 +14,12 @@ from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, Time
 
 from parley.config import RedisConfig
 from parley.runtime import DeadlineRetry, redis_client
-from parley.runtime.redis_client import FollowingConnection, FollowingSSLConnection, SentinelClient
+from parley.runtime.redis_client import (
+    HEALTH_CHECK_INTERVAL,
+    FollowingConnection,
+    FollowingSSLConnection,
+    SentinelClient,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +33,7 @@ async def test_plain_address_gives_a_plain_client_with_the_failover_retry() -> N
         kwargs = pool.connection_kwargs
         assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("10.1.2.3", 6380, 2)
         assert (kwargs["username"], kwargs["password"]) == ("u", "p")
-        assert kwargs["socket_connect_timeout"] == 2.0 and kwargs["socket_timeout"] is None
+        assert kwargs["socket_connect_timeout"] == 2.0 and kwargs["socket_timeout"] == 3.0
         retry = kwargs["retry"]
         assert isinstance(retry, DeadlineRetry) and retry.budget == 7.5
         assert {ConnectionError, TimeoutError, ReadOnlyError} <= set(retry._supported_errors)
@@ -84,6 +90,27 @@ async def test_sentinel_with_tls_uses_tls_connections() -> None:
         assert client.connection_pool.connection_class is FollowingSSLConnection
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("sentinel", [False, True])
+async def test_a_silent_primary_times_out_and_dead_connections_are_found(sentinel: bool) -> None:
+    """A primary gone without a reset (powered off, partitioned) must fail a command in seconds, so
+    the retry reaches the new primary: a read timeout by default, keepalive, a health check."""
+    base = (
+        RedisConfig(sentinel_master_name="m", sentinel_addresses=["s:26379"]) if sentinel else RedisConfig()
+    )
+    for read_timeout, seconds in ((None, 3.0), (0, 3.0), (1500, 1.5)):
+        config = base if read_timeout is None else base.model_copy(update={"read_timeout": read_timeout})
+        client = redis_client(config)
+        try:
+            kwargs = client.connection_pool.connection_kwargs
+            assert kwargs["socket_timeout"] == seconds, "0 (or unset) means go-redis's default, 3 s"
+            assert kwargs["socket_keepalive"] is True
+            options = kwargs["socket_keepalive_options"]
+            assert options[socket.TCP_KEEPIDLE] == 10 and options[socket.TCP_KEEPCNT] == 3
+            assert kwargs["health_check_interval"] == HEALTH_CHECK_INTERVAL > 0
+        finally:
+            await client.aclose()
 
 
 def test_sentinel_addresses_need_a_master_name_and_host_port() -> None:

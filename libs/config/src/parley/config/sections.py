@@ -47,9 +47,11 @@ class RedisConfig(Section):
     sentinel_password: str = ""
     dial_timeout: int = Field(default=2000, ge=0)
     """Milliseconds to open a connection (a server or a sentinel); 0 = no limit."""
-    read_timeout: int = Field(default=0, ge=0)
-    """Milliseconds to wait for a reply; 0 = no limit (a timed-out command is retried, see
-    failover_wait, so keep it well above the slowest command)."""
+    read_timeout: int = Field(default=3000, ge=0)
+    """Milliseconds to wait for a reply; 0 = the default, 3000 (LiveKit's 0 = go-redis's 3 s). A
+    primary that vanished without a reset (powered off, partitioned) fails a command after this
+    long, and the command is retried against the new primary (failover_wait); keep it well above
+    the slowest command."""
     failover_wait: float = Field(default=15.0, ge=0)
     """Seconds a command keeps being retried, with backoff, while the connection fails (a Sentinel
     failover, a restart, a demoted primary): a failover delays requests instead of failing them."""

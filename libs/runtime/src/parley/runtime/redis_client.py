@@ -8,11 +8,17 @@ it follows the promoted replica; a reply ``READONLY`` from a demoted primary dro
 
 Every command retries ConnectionError, TimeoutError and ReadOnlyError with exponential backoff for
 ``redis.failover_wait`` seconds (``DeadlineRetry``): a request made during a failover or a restart
-is delayed, not failed. What this means for transactions (redis-py's retry layer):
+is delayed, not failed. A reply not read within ``redis.read_timeout`` (default 3 s, as go-redis)
+is a TimeoutError, so a primary that vanished without a reset (powered off, partitioned) is left
+for the new one; TCP keepalive and a PING before reusing a connection idle for
+``HEALTH_CHECK_INTERVAL`` find dead pooled connections. What this means for writes:
 
+- a command whose reply was lost may have been applied, and the retry sends it again: every write
+  a caller makes must be safe to repeat (SET, HSET, ZADD, or a Lua script that checks first);
 - a command on a WATCHing pipeline that loses its connection raises WatchError instead of being
-  retried, so a WATCH/MULTI/EXEC optimistic transaction is re-run from its WATCH by its caller,
-  reading the new primary's state, never half-applied (MULTI/EXEC is atomic on the server);
+  retried; an EXEC that lost its reply may have committed (MULTI/EXEC is atomic on the server, so
+  all or nothing), and the caller must find out before running its change again (room-state's
+  ``Store.mutate`` writes a marker key in each transaction and reads it back);
 - ``register_script`` objects fall back from EVALSHA to SCRIPT LOAD + EVALSHA on NOSCRIPT (a
   promoted replica may not hold the script cache), so Lua keeps working after a failover.
 """
@@ -20,6 +26,7 @@ is delayed, not failed. What this means for transactions (redis-py's retry layer
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -37,6 +44,13 @@ from parley.observability import get_logger
 log = get_logger("parley.runtime.redis")
 
 T = TypeVar("T")
+
+DEFAULT_READ_TIMEOUT_MS = 3000
+"""``redis.read_timeout: 0`` means this (go-redis's default, as LiveKit's 0)."""
+HEALTH_CHECK_INTERVAL = 10
+"""Seconds a pooled connection may sit idle before a PING checks it ahead of the next command."""
+KEEPALIVE = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
+"""TCP keepalive on every data connection: a silent peer is found in about 25 s while idle."""
 
 RETRY_ON: tuple[type[RedisError], ...] = (ConnectionError, TimeoutError, ReadOnlyError)
 """What a failover looks like to a client: the primary is gone (ConnectionError, including
@@ -119,6 +133,11 @@ def _seconds(ms: int) -> float | None:
     return ms / 1000 if ms else None
 
 
+def _keepalive_options() -> dict[int, int]:
+    """The ``KEEPALIVE`` options this platform has (Linux has all three)."""
+    return {getattr(socket, name): value for name, value in KEEPALIVE.items() if hasattr(socket, name)}
+
+
 def redis_client(config: RedisConfig) -> aioredis.Redis:
     """A client for ``config``: Sentinel-managed when ``sentinel_addresses`` is set, else plain."""
     common: dict[str, Any] = {
@@ -126,7 +145,10 @@ def redis_client(config: RedisConfig) -> aioredis.Redis:
         "username": config.username or None,
         "password": config.password or None,
         "socket_connect_timeout": _seconds(config.dial_timeout),
-        "socket_timeout": _seconds(config.read_timeout),
+        "socket_timeout": (config.read_timeout or DEFAULT_READ_TIMEOUT_MS) / 1000,
+        "socket_keepalive": True,
+        "socket_keepalive_options": _keepalive_options(),
+        "health_check_interval": HEALTH_CHECK_INTERVAL,
         "retry": DeadlineRetry(config.failover_wait),
         "retry_on_error": list(RETRY_ON),
     }
