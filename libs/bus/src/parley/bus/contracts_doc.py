@@ -21,6 +21,7 @@ _PLACEHOLDER = {
     Scope.DISPATCH_INSTANCE: "<instance>",
     Scope.SERVICE: "<service>",
     Scope.ROOM: "<room_token>",
+    Scope.EGRESS_WORKER: "<worker>",
 }
 
 

@@ -20,6 +20,7 @@ from livekit.protocol import room as lk
 from parley.bus import subjects
 from parley.bus.contract import TOPIC, Req, Resp, Rpc, Scope
 from parley.protocol.gen.dispatch.v1 import dispatch_pb2 as dispatch
+from parley.protocol.gen.egress.v1 import egress_pb2 as eg
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.protocol.gen.sfu.v1 import node_pb2 as node
 from parley.protocol.gen.signal.v1 import relay_pb2 as relay
@@ -31,8 +32,11 @@ SIGNALING = "signaling"
 DISPATCH = "dispatch"
 TURN_ALLOC = "turn-alloc"
 EGRESS = "egress"
-"""``services/egress`` (issue 17, not built yet: its RPCs are ``PLANNED`` in the contract tests); the
-EgressInfo records' one writer. Design: ``docs/egress.md``."""
+"""``services/egress``: the egress controller, the EgressInfo records' one writer (issue 17; design in
+``services/egress/README.md``)."""
+EGRESS_WORKER = "egress-worker"
+"""``services/egress-worker`` (issue 17 work package 2, not built yet: the RPCs it serves or calls are
+``AWAITING_WORKER`` in the contract tests)."""
 RUNTIME = "runtime"
 """``libs/runtime``: every service, through ``run_service``."""
 TESTS = "tests"
@@ -154,7 +158,12 @@ CREATE_ROOM: Rpc[lk.CreateRoomRequest, models.Room] = _room_state(
     "CreateRoom", lk.CreateRoomRequest, models.Room, callers=(SIGNALING, DISPATCH), idempotent=True
 )
 LIST_ROOMS: Rpc[lk.ListRoomsRequest, lk.ListRoomsResponse] = _room_state(
-    "ListRooms", lk.ListRoomsRequest, lk.ListRoomsResponse, callers=(SIGNALING,), idempotent=True
+    "ListRooms",
+    lk.ListRoomsRequest,
+    lk.ListRoomsResponse,
+    "egress: a room's sid at StartEgress (an unknown room is not_found, as LiveKit)",
+    callers=(SIGNALING, EGRESS),
+    idempotent=True,
 )
 DELETE_ROOM: Rpc[lk.DeleteRoomRequest, lk.DeleteRoomResponse] = _room_state(
     "DeleteRoom", lk.DeleteRoomRequest, lk.DeleteRoomResponse, callers=(SIGNALING,)
@@ -180,7 +189,11 @@ MUTE_PUBLISHED_TRACK: Rpc[lk.MuteRoomTrackRequest, lk.MuteRoomTrackResponse] = _
     "MutePublishedTrack", lk.MuteRoomTrackRequest, lk.MuteRoomTrackResponse, callers=(SIGNALING,)
 )
 UPDATE_PARTICIPANT: Rpc[lk.UpdateParticipantRequest, models.ParticipantInfo] = _room_state(
-    "UpdateParticipant", lk.UpdateParticipantRequest, models.ParticipantInfo, callers=(SIGNALING,)
+    "UpdateParticipant",
+    lk.UpdateParticipantRequest,
+    models.ParticipantInfo,
+    "egress: UpdateLayout sets the recorder's metadata",
+    callers=(SIGNALING, EGRESS),
 )
 UPDATE_SUBSCRIPTIONS: Rpc[lk.UpdateSubscriptionsRequest, lk.UpdateSubscriptionsResponse] = _room_state(
     "UpdateSubscriptions", lk.UpdateSubscriptionsRequest, lk.UpdateSubscriptionsResponse, callers=(SIGNALING,)
@@ -363,6 +376,37 @@ LIST_EGRESS = _egress(
     idempotent=True,
 )
 STOP_EGRESS = _egress("StopEgress", lk_egress.StopEgressRequest, lk_egress.EgressInfo, callers=(SIGNALING,))
+EGRESS_REPORT: Rpc[eg.EgressReport, eg.ReportAck] = Rpc(
+    "EgressReport",
+    eg.EgressReport,
+    eg.ReportAck,
+    subjects.egress_rpc("Report"),
+    EGRESS,
+    callers=(EGRESS_WORKER,),
+    queue=subjects.EGRESS_QUEUE,
+    shared=True,
+    doc="a worker's status wish and result deltas for a job; the controller applies it",
+)
+OFFER_EGRESS: Rpc[eg.EgressJob, eg.OfferResult] = Rpc(
+    "OfferEgress",
+    eg.EgressJob,
+    eg.OfferResult,
+    subjects.egress_worker_offers(TOPIC),
+    EGRESS_WORKER,
+    scope=Scope.EGRESS_WORKER,
+    doc="a job (part n) offered to the worker with the most free capacity; accepted or refused",
+    callers=(EGRESS,),
+)
+EGRESS_JOB_CONTROL: Rpc[eg.JobControl, lk_egress.EgressInfo] = Rpc(
+    "JobControl",
+    eg.JobControl,
+    lk_egress.EgressInfo,
+    subjects.egress_worker_control(TOPIC),
+    EGRESS_WORKER,
+    scope=Scope.EGRESS_WORKER,
+    doc="stop or update the streams of a job the worker holds",
+    callers=(EGRESS,),
+)
 
 # every service ---------------------------------------------------------------------------------
 PING: Rpc[Empty, Empty] = Rpc(

@@ -145,9 +145,23 @@ EGRESS_QUEUE = "egress"
 
 
 def egress_rpc(method: str) -> str:
-    """egress controller methods (livekit.Egress; design in docs/egress.md). One worker's own
-    subjects will be ``parley.egress.worker.<id>.*`` (not shared: they die with the worker)."""
+    """egress controller methods (livekit.Egress and Report; design in services/egress/README.md).
+    One worker's own subjects are ``parley.egress.worker.<id>.*`` (not shared: they die with it)."""
     return f"{PREFIX}.egress.{method}"
+
+
+EGRESS_WORKERS = f"{PREFIX}.egress.workers"
+"""Every egress worker's WorkerStats heartbeat (each controller keeps them all)."""
+
+
+def egress_worker_offers(worker: str) -> str:
+    """controller -> one egress worker: EgressJob offers."""
+    return f"{PREFIX}.egress.worker.{worker}.offer"
+
+
+def egress_worker_control(worker: str) -> str:
+    """controller -> the egress worker holding a job: JobControl (stop, update stream)."""
+    return f"{PREFIX}.egress.worker.{worker}.control"
 
 
 def edge_agent(edge_id: str) -> str:

@@ -7,8 +7,9 @@ from typing import Any
 
 from parley.bus import subjects
 from parley.bus.contract import TOPIC, Scope, Topic
-from parley.bus.rpcs import DISPATCH, ROOM_STATE, SFU, SIGNALING
+from parley.bus.rpcs import DISPATCH, EGRESS, EGRESS_WORKER, ROOM_STATE, SFU, SIGNALING
 from parley.protocol.gen.dispatch.v1 import dispatch_pb2 as dispatch
+from parley.protocol.gen.egress.v1 import egress_pb2 as eg
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.protocol.gen.sfu.v1 import node_pb2 as node
 from parley.protocol.gen.signal.v1 import relay_pb2 as relay
@@ -38,10 +39,27 @@ ROOM_EVENTS: Topic[rs.RoomEvent] = Topic(
     "RoomEvent",
     rs.RoomEvent,
     subjects.ROOM_EVENTS_EACH.replace("*", TOPIC),
-    f"{ROOM_STATE}, {DISPATCH}",
+    f"{ROOM_STATE}, {DISPATCH}, {EGRESS}",
     f"{DISPATCH}, {WEBHOOK}",
     Scope.ROOM,
     "JetStream PARLEY_EVENTS, Nats-Msg-Id = event id",
 )
 
-ALL: tuple[Topic[Any], ...] = (CLIENT_SIGNAL, SERVER_SIGNAL, AGENT_FRAME, NODE_STATS, NODE_LOST, ROOM_EVENTS)
+EGRESS_WORKER_STATS: Topic[eg.WorkerStats] = Topic(
+    "EgressWorkerStats",
+    eg.WorkerStats,
+    subjects.EGRESS_WORKERS,
+    EGRESS_WORKER,
+    EGRESS,
+    doc="every 1 s: capacity, load, the jobs held (their leases renewed)",
+)
+
+ALL: tuple[Topic[Any], ...] = (
+    CLIENT_SIGNAL,
+    SERVER_SIGNAL,
+    AGENT_FRAME,
+    NODE_STATS,
+    NODE_LOST,
+    ROOM_EVENTS,
+    EGRESS_WORKER_STATS,
+)

@@ -25,7 +25,7 @@ import yaml
 
 from parley.devprocs.errors import ProcessError
 
-SERVICES = ("room-state", "sfu", "dispatch", "webhook", "turn-alloc", "signaling")
+SERVICES = ("room-state", "sfu", "dispatch", "webhook", "turn-alloc", "egress", "signaling")
 READY_SERVICES = ("room-state", "sfu", "dispatch", "turn-alloc")
 """What the edge may wait for before it says ready (``signaling.ready_requires``)."""
 

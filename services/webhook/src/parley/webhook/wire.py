@@ -70,6 +70,8 @@ def to_webhook_event(event: RoomEvent) -> WebhookEvent:
         out.track.CopyFrom(event.track)
     if event.HasField("job"):
         out.job.CopyFrom(event.job)
+    if event.HasField("egress_info"):
+        out.egress_info.CopyFrom(event.egress_info)
     return out
 
 

@@ -1,6 +1,7 @@
 """Grant checks per method, exactly as LiveKit's roomservice.go does them.
 
-Also for AgentDispatchService handlers: ``require_room_admin(claims, room)``.
+Also for AgentDispatchService handlers: ``require_room_admin(claims, room)``; for livekit.Egress:
+``require_room_record(claims)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ def require_room_create(claims: Claims) -> None:
 
 def require_room_list(claims: Claims) -> None:
     if not claims.video.flag("room_list"):
+        raise permission_denied()
+
+
+def require_room_record(claims: Claims) -> None:
+    """livekit.Egress (LiveKit's ``EnsureRecordPermission``): roomRecord; the room is not compared."""
+    if not claims.video.flag("room_record"):
         raise permission_denied()
 
 

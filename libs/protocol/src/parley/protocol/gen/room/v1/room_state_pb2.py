@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from livekit.protocol import agent as livekit__agent__pb2
+from livekit.protocol import egress as livekit__egress__pb2
 from livekit.protocol import models as livekit__models__pb2
 from livekit.protocol import room as livekit__room__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/room/v1/room_state.proto\x12\x0eparley.room.v1\x1a\x13livekit_agent.proto\x1a\x14livekit_models.proto\x1a\x12livekit_room.proto\"[\n\x07Session\x12\x17\n\x0fparticipant_sid\x18\x01 \x01(\t\x12\x0f\n\x07\x65\x64ge_id\x18\x02 \x01(\t\x12\x15\n\rconnection_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\"\xd7\x01\n\x0fJoinRoomRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x19\n\x11\x63reate_if_missing\x18\x02 \x01(\x08\x12/\n\x0broom_config\x18\x03 \x01(\x0b\x32\x1a.livekit.RoomConfiguration\x12-\n\x0bparticipant\x18\x04 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x0f\n\x07\x65\x64ge_id\x18\x05 \x01(\t\x12\x15\n\rconnection_id\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\"\xb0\x01\n\x10JoinRoomResponse\x12\x1b\n\x04room\x18\x01 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x14\n\x0croom_created\x18\x04 \x01(\x08\x12)\n\x08replaced\x18\x05 \x01(\x0b\x32\x17.parley.room.v1.Session\"X\n\x18LocateParticipantRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x10\n\x08identity\x18\x03 \x01(\t\"[\n\x19LocateParticipantResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\"#\n\x10MoveRoomsRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"~\n\x11MoveRoomsResponse\x12;\n\x05moved\x18\x01 \x03(\x0b\x32,.parley.room.v1.MoveRoomsResponse.MovedEntry\x1a,\n\nMovedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x18ParticipantActiveRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\"o\n\x16ParticipantLeftRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12)\n\x06reason\x18\x03 \x01(\x0e\x32\x19.livekit.DisconnectReason\"\xfc\x01\n\x19ParticipantUpdatedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12M\n\nattributes\x18\x06 \x03(\x0b\x32\x39.parley.room.v1.ParticipantUpdatedRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01J\x04\x08\x02\x10\x03R\x0bparticipant\"f\n\x15TrackPublishedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12!\n\x05track\x18\x03 \x01(\x0b\x32\x12.livekit.TrackInfo\"X\n\x17TrackUnpublishedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x11\n\ttrack_sid\x18\x03 \x01(\t\"p\n\x13TrackUpdatedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x11\n\ttrack_sid\x18\x04 \x01(\t\x12\r\n\x05muted\x18\x05 \x01(\x08J\x04\x08\x03\x10\x04R\x05track\"\x8a\x04\n\tSfuReport\x12\x13\n\x0breporter_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x46\n\x12participant_active\x18\n \x01(\x0b\x32(.parley.room.v1.ParticipantActiveRequestH\x00\x12\x42\n\x10participant_left\x18\x0b \x01(\x0b\x32&.parley.room.v1.ParticipantLeftRequestH\x00\x12H\n\x13participant_updated\x18\x0c \x01(\x0b\x32).parley.room.v1.ParticipantUpdatedRequestH\x00\x12@\n\x0ftrack_published\x18\r \x01(\x0b\x32%.parley.room.v1.TrackPublishedRequestH\x00\x12\x44\n\x11track_unpublished\x18\x0e \x01(\x0b\x32\'.parley.room.v1.TrackUnpublishedRequestH\x00\x12<\n\rtrack_updated\x18\x0f \x01(\x0b\x32#.parley.room.v1.TrackUpdatedRequestH\x00\x12\x35\n\rnode_sessions\x18\x10 \x01(\x0b\x32\x1c.parley.room.v1.NodeSessionsH\x00\x42\x08\n\x06report\"a\n\x0cNodeSessions\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0btaken_at_ms\x18\x02 \x01(\x03\x12+\n\x05rooms\x18\x03 \x03(\x0b\x32\x1c.parley.room.v1.RoomSessions\";\n\x0cRoomSessions\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x18\n\x10participant_sids\x18\x02 \x03(\t\"o\n\x0fReconcileResult\x12-\n\x07removed\x18\x01 \x03(\x0b\x32\x1c.parley.room.v1.RoomSessions\x12-\n\x07unknown\x18\x02 \x03(\x0b\x32\x1c.parley.room.v1.RoomSessions\"\x05\n\x03\x41\x63k\"\xb4\x02\n\tRoomEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x15\n\rroom_sequence\x18\x05 \x01(\x04\x12\x1b\n\x04room\x18\x06 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x07 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12!\n\x05track\x18\x08 \x01(\x0b\x32\x12.livekit.TrackInfo\x12\x19\n\x03job\x18\t \x01(\x0b\x32\x0c.livekit.Job\x12\x0f\n\x07node_id\x18\n \x01(\t\x12/\n\x0broom_config\x18\x0b \x01(\x0b\x32\x1a.livekit.RoomConfigurationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/room/v1/room_state.proto\x12\x0eparley.room.v1\x1a\x13livekit_agent.proto\x1a\x14livekit_egress.proto\x1a\x14livekit_models.proto\x1a\x12livekit_room.proto\"[\n\x07Session\x12\x17\n\x0fparticipant_sid\x18\x01 \x01(\t\x12\x0f\n\x07\x65\x64ge_id\x18\x02 \x01(\t\x12\x15\n\rconnection_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\"\xd7\x01\n\x0fJoinRoomRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x19\n\x11\x63reate_if_missing\x18\x02 \x01(\x08\x12/\n\x0broom_config\x18\x03 \x01(\x0b\x32\x1a.livekit.RoomConfiguration\x12-\n\x0bparticipant\x18\x04 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x0f\n\x07\x65\x64ge_id\x18\x05 \x01(\t\x12\x15\n\rconnection_id\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\"\xb0\x01\n\x10JoinRoomResponse\x12\x1b\n\x04room\x18\x01 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x14\n\x0croom_created\x18\x04 \x01(\x08\x12)\n\x08replaced\x18\x05 \x01(\x0b\x32\x17.parley.room.v1.Session\"X\n\x18LocateParticipantRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x10\n\x08identity\x18\x03 \x01(\t\"[\n\x19LocateParticipantResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12-\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x18.livekit.ParticipantInfo\"#\n\x10MoveRoomsRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"~\n\x11MoveRoomsResponse\x12;\n\x05moved\x18\x01 \x03(\x0b\x32,.parley.room.v1.MoveRoomsResponse.MovedEntry\x1a,\n\nMovedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x18ParticipantActiveRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\"o\n\x16ParticipantLeftRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12)\n\x06reason\x18\x03 \x01(\x0e\x32\x19.livekit.DisconnectReason\"\xfc\x01\n\x19ParticipantUpdatedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12M\n\nattributes\x18\x06 \x03(\x0b\x32\x39.parley.room.v1.ParticipantUpdatedRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01J\x04\x08\x02\x10\x03R\x0bparticipant\"f\n\x15TrackPublishedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12!\n\x05track\x18\x03 \x01(\x0b\x32\x12.livekit.TrackInfo\"X\n\x17TrackUnpublishedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x11\n\ttrack_sid\x18\x03 \x01(\t\"p\n\x13TrackUpdatedRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_sid\x18\x02 \x01(\t\x12\x11\n\ttrack_sid\x18\x04 \x01(\t\x12\r\n\x05muted\x18\x05 \x01(\x08J\x04\x08\x03\x10\x04R\x05track\"\x8a\x04\n\tSfuReport\x12\x13\n\x0breporter_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x46\n\x12participant_active\x18\n \x01(\x0b\x32(.parley.room.v1.ParticipantActiveRequestH\x00\x12\x42\n\x10participant_left\x18\x0b \x01(\x0b\x32&.parley.room.v1.ParticipantLeftRequestH\x00\x12H\n\x13participant_updated\x18\x0c \x01(\x0b\x32).parley.room.v1.ParticipantUpdatedRequestH\x00\x12@\n\x0ftrack_published\x18\r \x01(\x0b\x32%.parley.room.v1.TrackPublishedRequestH\x00\x12\x44\n\x11track_unpublished\x18\x0e \x01(\x0b\x32\'.parley.room.v1.TrackUnpublishedRequestH\x00\x12<\n\rtrack_updated\x18\x0f \x01(\x0b\x32#.parley.room.v1.TrackUpdatedRequestH\x00\x12\x35\n\rnode_sessions\x18\x10 \x01(\x0b\x32\x1c.parley.room.v1.NodeSessionsH\x00\x42\x08\n\x06report\"a\n\x0cNodeSessions\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0btaken_at_ms\x18\x02 \x01(\x03\x12+\n\x05rooms\x18\x03 \x03(\x0b\x32\x1c.parley.room.v1.RoomSessions\";\n\x0cRoomSessions\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x18\n\x10participant_sids\x18\x02 \x03(\t\"o\n\x0fReconcileResult\x12-\n\x07removed\x18\x01 \x03(\x0b\x32\x1c.parley.room.v1.RoomSessions\x12-\n\x07unknown\x18\x02 \x03(\x0b\x32\x1c.parley.room.v1.RoomSessions\"\x05\n\x03\x41\x63k\"\xde\x02\n\tRoomEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x15\n\rroom_sequence\x18\x05 \x01(\x04\x12\x1b\n\x04room\x18\x06 \x01(\x0b\x32\r.livekit.Room\x12-\n\x0bparticipant\x18\x07 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12!\n\x05track\x18\x08 \x01(\x0b\x32\x12.livekit.TrackInfo\x12\x19\n\x03job\x18\t \x01(\x0b\x32\x0c.livekit.Job\x12\x0f\n\x07node_id\x18\n \x01(\t\x12/\n\x0broom_config\x18\x0b \x01(\x0b\x32\x1a.livekit.RoomConfiguration\x12(\n\x0b\x65gress_info\x18\x0c \x01(\x0b\x32\x13.livekit.EgressInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,46 +39,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MOVEROOMSRESPONSE_MOVEDENTRY']._serialized_options = b'8\001'
   _globals['_PARTICIPANTUPDATEDREQUEST_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_PARTICIPANTUPDATEDREQUEST_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_SESSION']._serialized_start=114
-  _globals['_SESSION']._serialized_end=205
-  _globals['_JOINROOMREQUEST']._serialized_start=208
-  _globals['_JOINROOMREQUEST']._serialized_end=423
-  _globals['_JOINROOMRESPONSE']._serialized_start=426
-  _globals['_JOINROOMRESPONSE']._serialized_end=602
-  _globals['_LOCATEPARTICIPANTREQUEST']._serialized_start=604
-  _globals['_LOCATEPARTICIPANTREQUEST']._serialized_end=692
-  _globals['_LOCATEPARTICIPANTRESPONSE']._serialized_start=694
-  _globals['_LOCATEPARTICIPANTRESPONSE']._serialized_end=785
-  _globals['_MOVEROOMSREQUEST']._serialized_start=787
-  _globals['_MOVEROOMSREQUEST']._serialized_end=822
-  _globals['_MOVEROOMSRESPONSE']._serialized_start=824
-  _globals['_MOVEROOMSRESPONSE']._serialized_end=950
-  _globals['_MOVEROOMSRESPONSE_MOVEDENTRY']._serialized_start=906
-  _globals['_MOVEROOMSRESPONSE_MOVEDENTRY']._serialized_end=950
-  _globals['_PARTICIPANTACTIVEREQUEST']._serialized_start=952
-  _globals['_PARTICIPANTACTIVEREQUEST']._serialized_end=1022
-  _globals['_PARTICIPANTLEFTREQUEST']._serialized_start=1024
-  _globals['_PARTICIPANTLEFTREQUEST']._serialized_end=1135
-  _globals['_PARTICIPANTUPDATEDREQUEST']._serialized_start=1138
-  _globals['_PARTICIPANTUPDATEDREQUEST']._serialized_end=1390
-  _globals['_PARTICIPANTUPDATEDREQUEST_ATTRIBUTESENTRY']._serialized_start=1322
-  _globals['_PARTICIPANTUPDATEDREQUEST_ATTRIBUTESENTRY']._serialized_end=1371
-  _globals['_TRACKPUBLISHEDREQUEST']._serialized_start=1392
-  _globals['_TRACKPUBLISHEDREQUEST']._serialized_end=1494
-  _globals['_TRACKUNPUBLISHEDREQUEST']._serialized_start=1496
-  _globals['_TRACKUNPUBLISHEDREQUEST']._serialized_end=1584
-  _globals['_TRACKUPDATEDREQUEST']._serialized_start=1586
-  _globals['_TRACKUPDATEDREQUEST']._serialized_end=1698
-  _globals['_SFUREPORT']._serialized_start=1701
-  _globals['_SFUREPORT']._serialized_end=2223
-  _globals['_NODESESSIONS']._serialized_start=2225
-  _globals['_NODESESSIONS']._serialized_end=2322
-  _globals['_ROOMSESSIONS']._serialized_start=2324
-  _globals['_ROOMSESSIONS']._serialized_end=2383
-  _globals['_RECONCILERESULT']._serialized_start=2385
-  _globals['_RECONCILERESULT']._serialized_end=2496
-  _globals['_ACK']._serialized_start=2498
-  _globals['_ACK']._serialized_end=2503
-  _globals['_ROOMEVENT']._serialized_start=2506
-  _globals['_ROOMEVENT']._serialized_end=2814
+  _globals['_SESSION']._serialized_start=136
+  _globals['_SESSION']._serialized_end=227
+  _globals['_JOINROOMREQUEST']._serialized_start=230
+  _globals['_JOINROOMREQUEST']._serialized_end=445
+  _globals['_JOINROOMRESPONSE']._serialized_start=448
+  _globals['_JOINROOMRESPONSE']._serialized_end=624
+  _globals['_LOCATEPARTICIPANTREQUEST']._serialized_start=626
+  _globals['_LOCATEPARTICIPANTREQUEST']._serialized_end=714
+  _globals['_LOCATEPARTICIPANTRESPONSE']._serialized_start=716
+  _globals['_LOCATEPARTICIPANTRESPONSE']._serialized_end=807
+  _globals['_MOVEROOMSREQUEST']._serialized_start=809
+  _globals['_MOVEROOMSREQUEST']._serialized_end=844
+  _globals['_MOVEROOMSRESPONSE']._serialized_start=846
+  _globals['_MOVEROOMSRESPONSE']._serialized_end=972
+  _globals['_MOVEROOMSRESPONSE_MOVEDENTRY']._serialized_start=928
+  _globals['_MOVEROOMSRESPONSE_MOVEDENTRY']._serialized_end=972
+  _globals['_PARTICIPANTACTIVEREQUEST']._serialized_start=974
+  _globals['_PARTICIPANTACTIVEREQUEST']._serialized_end=1044
+  _globals['_PARTICIPANTLEFTREQUEST']._serialized_start=1046
+  _globals['_PARTICIPANTLEFTREQUEST']._serialized_end=1157
+  _globals['_PARTICIPANTUPDATEDREQUEST']._serialized_start=1160
+  _globals['_PARTICIPANTUPDATEDREQUEST']._serialized_end=1412
+  _globals['_PARTICIPANTUPDATEDREQUEST_ATTRIBUTESENTRY']._serialized_start=1344
+  _globals['_PARTICIPANTUPDATEDREQUEST_ATTRIBUTESENTRY']._serialized_end=1393
+  _globals['_TRACKPUBLISHEDREQUEST']._serialized_start=1414
+  _globals['_TRACKPUBLISHEDREQUEST']._serialized_end=1516
+  _globals['_TRACKUNPUBLISHEDREQUEST']._serialized_start=1518
+  _globals['_TRACKUNPUBLISHEDREQUEST']._serialized_end=1606
+  _globals['_TRACKUPDATEDREQUEST']._serialized_start=1608
+  _globals['_TRACKUPDATEDREQUEST']._serialized_end=1720
+  _globals['_SFUREPORT']._serialized_start=1723
+  _globals['_SFUREPORT']._serialized_end=2245
+  _globals['_NODESESSIONS']._serialized_start=2247
+  _globals['_NODESESSIONS']._serialized_end=2344
+  _globals['_ROOMSESSIONS']._serialized_start=2346
+  _globals['_ROOMSESSIONS']._serialized_end=2405
+  _globals['_RECONCILERESULT']._serialized_start=2407
+  _globals['_RECONCILERESULT']._serialized_end=2518
+  _globals['_ACK']._serialized_start=2520
+  _globals['_ACK']._serialized_end=2525
+  _globals['_ROOMEVENT']._serialized_start=2528
+  _globals['_ROOMEVENT']._serialized_end=2878
 # @@protoc_insertion_point(module_scope)

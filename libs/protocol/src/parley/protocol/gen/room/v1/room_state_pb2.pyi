@@ -15,6 +15,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 from livekit.protocol import agent as _livekit_agent_pb2
+from livekit.protocol import egress as _livekit_egress_pb2
 from livekit.protocol import models as _livekit_models_pb2
 from livekit.protocol import room as _livekit_room_pb2
 import sys
@@ -626,6 +627,7 @@ class RoomEvent(_message.Message):
     JOB_FIELD_NUMBER: _builtins.int
     NODE_ID_FIELD_NUMBER: _builtins.int
     ROOM_CONFIG_FIELD_NUMBER: _builtins.int
+    EGRESS_INFO_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """EV_..., also the JetStream Nats-Msg-Id and the webhook event id."""
     event: _builtins.str
@@ -653,6 +655,10 @@ class RoomEvent(_message.Message):
         (from CreateRoom or the creating join's token roomConfig).
         """
 
+    @_builtins.property
+    def egress_info(self) -> _livekit_egress_pb2.EgressInfo:
+        """egress_started / egress_updated / egress_ended (the egress controller)."""
+
     def __init__(
         self,
         *,
@@ -667,10 +673,11 @@ class RoomEvent(_message.Message):
         job: _livekit_agent_pb2.Job | None = ...,
         node_id: _builtins.str = ...,
         room_config: _livekit_room_pb2.RoomConfiguration | None = ...,
+        egress_info: _livekit_egress_pb2.EgressInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "participant", b"participant", "room", b"room", "room_config", b"room_config", "track", b"track"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["egress_info", b"egress_info", "job", b"job", "participant", b"participant", "room", b"room", "room_config", b"room_config", "track", b"track"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_at_ms", b"created_at_ms", "event", b"event", "id", b"id", "job", b"job", "node_id", b"node_id", "participant", b"participant", "room", b"room", "room_config", b"room_config", "room_sequence", b"room_sequence", "track", b"track"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_at_ms", b"created_at_ms", "egress_info", b"egress_info", "event", b"event", "id", b"id", "job", b"job", "node_id", b"node_id", "participant", b"participant", "room", b"room", "room_config", b"room_config", "room_sequence", b"room_sequence", "track", b"track"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

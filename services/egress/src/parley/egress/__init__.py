@@ -1,0 +1,1 @@
+"""The egress controller (issue 17): livekit.Egress, the EgressInfo records, job placement."""

@@ -1,0 +1,69 @@
+"""livekit.Egress on a real stack (nats-server, Valkey, room-state, the egress controller, the edge)
+through the official livekit-api EgressService over Twirp. No egress worker exists yet (issue 17
+work package 2), and integration tests run no test doubles: so this checks what LiveKit answers with
+no egress instance (StartTrackEgress: unavailable "no response from servers"), the roomRecord grant
+and an empty ListEgress. Recording end to end waits for the worker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+from livekit import api
+
+from parley.testing import Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.sdk]
+
+
+async def test_egress_api_without_workers(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(services=["room-state", "egress", "signaling"])
+    lkapi = api.LiveKitAPI(stack.http_url, stack.api_key, stack.api_secret)
+    try:
+        # a token without roomRecord (roomAdmin on the room is not enough): unauthenticated
+        token = (
+            api.AccessToken(stack.api_key, stack.api_secret)
+            .with_grants(api.VideoGrants(room_admin=True, room="rec"))
+            .to_jwt()
+        )
+        async with aiohttp.ClientSession() as http:
+            refused = await http.post(
+                f"{stack.http_url}/twirp/livekit.Egress/ListEgress",
+                data=json.dumps({"roomName": "rec"}),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            assert refused.status == 401
+            assert await refused.json() == {
+                "code": "unauthenticated",
+                "msg": "permissions denied",
+                "meta": {},
+            }
+
+        listed = await lkapi.egress.list_egress(api.ListEgressRequest())
+        assert list(listed.items) == []
+
+        # an unknown room: room-state's not_found, as LiveKit loads the room first
+        with pytest.raises(api.TwirpError) as unknown:
+            await lkapi.egress.start_track_egress(api.TrackEgressRequest(room_name="nope", track_id="TR_x"))
+        assert (unknown.value.code, unknown.value.message) == ("not_found", "requested room does not exist")
+
+        await lkapi.room.create_room(api.CreateRoomRequest(name="rec"))
+        request = api.TrackEgressRequest(
+            room_name="rec", track_id="TR_x", file=api.DirectFileOutput(filepath="rec/{track_id}.ogg")
+        )
+        with pytest.raises(api.TwirpError) as none:
+            await lkapi.egress.start_track_egress(request)
+        assert (none.value.code, none.value.message, none.value.status) == (
+            "unavailable",
+            "no response from servers",
+            503,
+        )
+        assert list((await lkapi.egress.list_egress(api.ListEgressRequest(room_name="rec"))).items) == []
+
+        with pytest.raises(api.TwirpError) as missing:
+            await lkapi.egress.stop_egress(api.StopEgressRequest(egress_id="EG_nope"))
+        assert (missing.value.code, missing.value.message) == ("not_found", "egress does not exist")
+    finally:
+        await lkapi.aclose()
