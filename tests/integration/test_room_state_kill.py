@@ -4,11 +4,18 @@
 participants joining and leaving run in loops against one edge while room-state-1 is killed: no
 call and no join fails, the survivor serves everything, and a participant that joined before the
 kill is still listed with the same sid.
+
+A kill at a random moment often finds no request in flight on the instance, and then proves nothing.
+So the instance is first frozen (SIGSTOP: its NATS connection stays up and it keeps being handed
+requests) until the edge's log shows it asked room-state again (``Rpc.idempotent``), and killed then:
+requests are known to be lost with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -29,9 +36,17 @@ JOIN_LOOPS = 3
 """Enough load that requests are in flight on the killed instance at the kill (with two API loops a
 kill rarely hit one; with twelve, 3-9 RoomService calls per kill were lost before the edge asked
 again: ``Rpc.idempotent``)."""
-AFTER_KILL_S = 8.0
-"""How long the loops keep going after the kill (more than the edge's 5 s JoinRoom timeout, so a
-request lost with the killed instance would have shown as a failure)."""
+AFTER_KILL_CALLS = 3
+"""Calls each loop must have started after the kill before the loops stop (three: every kind of
+call is made after the kill). Each loop is sequential, so its calls in flight at the kill have ended
+by then (answered, asked again, or refused
+after the edge's 5 s JoinRoom timeout: a request lost with the killed instance shows as a failure)."""
+REASKED = "no answer; asking again"
+"""The edge's bus log line when it asks an unanswered idempotent request again (``calling.py``)."""
+
+
+def reasked(edge_log: str) -> list[str]:
+    return [line for line in edge_log.splitlines() if REASKED in line and "parley.roomstate." in line]
 
 
 async def test_killing_one_of_two_room_state_instances_fails_no_call(
@@ -52,9 +67,26 @@ async def test_killing_one_of_two_room_state_instances_fails_no_call(
             timeout=60,
             message="every loop runs",
         )
-        stack.kill("room-state", 1)
+        before = len(reasked(stack.log("signaling")))
+        frozen = stack.get("room-state", 1).process.proc
+        assert frozen is not None
+        os.kill(frozen.pid, signal.SIGSTOP)
+        try:
+            await poll_until(
+                lambda: len(reasked(stack.log("signaling"))) > before,
+                timeout=30,
+                message="the edge asks again a request the frozen instance holds",
+            )
+        finally:
+            stack.kill("room-state", 1)  # SIGKILL works on a stopped process
         killed = time.monotonic()
-        await asyncio.sleep(AFTER_KILL_S)  # the load runs on; the loops record every call
+
+        def past_the_kill() -> bool:
+            started_after = (len([c for c in loop.record.calls if c.started >= killed]) for loop in loops)
+            return all(n >= AFTER_KILL_CALLS for n in started_after)
+
+        # the load runs on and the loops record every call
+        await poll_until(past_the_kill, timeout=60, message="every loop carries on after the kill")
         for loop in loops:
             loop.stop()
         await asyncio.gather(*tasks)
@@ -67,7 +99,8 @@ async def test_killing_one_of_two_room_state_instances_fails_no_call(
             (c for loop in loops for c in loop.record.spanning(killed)), key=lambda c: c.ended - c.started
         )
         print(
-            f"\nroom-state kill: {len(after)} calls after the kill, none failed; slowest call across it "
+            f"\nroom-state kill: {len(after)} calls after the kill, none failed, "
+            f"{len(reasked(stack.log('signaling'))) - before} asked again; slowest call across it "
             f"{slowest.kind} {slowest.ended - slowest.started:.2f}s"
         )
 
