@@ -8,6 +8,8 @@ Layout (``P`` = ``redis.key_prefix`` + ``:egress``, ``T`` = ``subjects.room_toke
 - ``P:ended`` sorted set id -> ended_at (ms), swept after ``egress.ended_retention``.
 - ``P:outbox`` list of RoomEvent bytes, appended in the same MULTI/EXEC as the change.
 - ``P:relay`` the outbox relay lock.
+- ``P:txn:<uuid>`` a commit's marker (``TXN_MARKER_TTL_MS``), written in the same MULTI/EXEC: a commit
+  whose EXEC reply was lost is found and not applied twice (as room-state's store does).
 
 Changes WATCH the record, apply a pure function (``infos.py``), and MULTI/EXEC the record, its
 indexes and its events; a concurrent writer makes it run again.
@@ -15,6 +17,7 @@ indexes and its events; a concurrent writer makes it run again.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -32,6 +35,8 @@ from parley.protocol.gen.room.v1 import room_state_pb2 as pb
 T = TypeVar("T")
 
 MAX_RETRIES = 50
+TXN_MARKER_TTL_MS = 120_000
+"""How long a commit's marker is kept: longer than the Redis client retries a lost reply."""
 
 # Move due entries forward by a lease and return them: whoever gets one handles it.
 _CLAIM_DUE = """
@@ -110,22 +115,35 @@ class RedisStore:
         return codec.decode(raw)
 
     async def mutate(self, egress_id: str, fn: Mutation[T]) -> T:
+        """Apply ``fn`` and commit once. A transaction whose EXEC reply is lost (redis-py raises
+        WatchError) may have been applied: each EXEC writes its own marker key, and before running
+        ``fn`` again the next attempt looks for the earlier attempts' markers; one found means that
+        attempt committed (a part must not be counted twice, nor an event written twice)."""
         key = self._info(egress_id)
+        sent: dict[str, T] = {}
         async with self._r.pipeline(transaction=True) as pipe:
             for _ in range(MAX_RETRIES):
                 try:
                     await pipe.watch(key)
+                    if sent and (landed := await _landed(pipe, sent)) is not None:
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        return landed[0]
                     raw: Any = await pipe.hgetall(key)  # type: ignore[misc]
                     record, result = fn(codec.decode(raw))
                     if record is None:
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
                         return result
                     pipe.multi()  # type: ignore[no-untyped-call]
+                    marker = f"{self._p}:txn:{uuid.uuid4().hex}"
+                    sent[marker] = result
+                    pipe.set(marker, 1, px=TXN_MARKER_TTL_MS)
                     self._queue_writes(pipe, record)
                     await pipe.execute()
                     return result
                 except WatchError:
                     continue
+        if sent and (landed := await _landed(self._r, sent)) is not None:
+            return landed[0]
         raise Conflict()
 
     def _queue_writes(self, pipe: aioredis.client.Pipeline, r: EgressRecord) -> None:
@@ -191,6 +209,16 @@ class RedisStore:
         last = self._peeked[count - 1] if 0 < count <= len(self._peeked) else b""
         args: list[Any] = [token, count, ttl_ms, last]
         return int(await self._outbox_trim(keys=[self._outbox, self._relay], args=args)) == 1
+
+
+async def _landed(reader: Any, sent: dict[str, T]) -> tuple[T] | None:
+    """The result of the sent attempt whose marker is stored (at most one can have committed)."""
+    markers = list(sent)
+    found: list[Any] = await reader.mget(markers)
+    for marker, value in zip(markers, found, strict=True):
+        if value is not None:
+            return (sent[marker],)
+    return None
 
 
 def _text(value: Any) -> str:
