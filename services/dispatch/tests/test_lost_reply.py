@@ -79,3 +79,13 @@ async def test_a_removal_whose_reply_is_lost_still_returns_the_jobs(
     assert sorted(jobs) == ["AJ_0", "AJ_1"], "the re-sent removal forgot the worker's jobs"
     assert await store.get_worker("AW_1") is None
     assert await store.worker_ids() == []
+
+
+async def test_a_first_mark_whose_reply_is_lost_still_says_first(store: Store, proxy: LostReplyProxy) -> None:
+    """room_started/participant_joined/track_published launch agents only on the first mark: a
+    repeated mark answering "seen" would launch none."""
+    assert await store.first("r", "joined", "PA_0")  # warm-up: the script cached
+    proxy.lose_reply_to(b"PA_1")
+    assert await store.first("r", "joined", "PA_1"), "the re-sent mark answered 'seen'"
+    assert proxy.lost == 1
+    assert not await store.first("r", "joined", "PA_1"), "a later delivery of the event is seen"

@@ -44,6 +44,19 @@ for i = 3, #KEYS do
 end
 return redis.call('SMEMBERS', KEYS[4])
 """
+# Mark ``member`` seen (hash member -> the token of the call that marked it first): 1 for the first
+# call, and for a repeat of it (same token), 0 for any later call.
+_FIRST = """
+local owner = redis.call('HGET', KEYS[1], ARGV[1])
+if not owner then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+if owner == ARGV[2] then return 1 end
+return 0
+"""
+MARKERS = ("started", "joined", "published")
+"""The once-per-room event markers (``first``); each a hash under ``r:<room>:<marker>:first``."""
 REMOVED_TTL_MS = 120_000
 """How long a removed worker's jobs stay readable for a repeat of the removal."""
 
@@ -70,6 +83,7 @@ class Store:
         self._claim = redis.register_script(_CLAIM)
         self._assign = redis.register_script(_ASSIGN)
         self._remove_worker = redis.register_script(_REMOVE_WORKER)
+        self._first = redis.register_script(_FIRST)
 
     # keys ------------------------------------------------------------------------------------------
     def _worker(self, wid: str) -> str:
@@ -224,8 +238,10 @@ class Store:
         return room
 
     async def first(self, room: str, marker: str, member: str) -> bool:
-        """True only the first time ``member`` is marked (idempotent event handling)."""
-        return bool(await self.redis.sadd(self._room(room, marker), member))  # type: ignore[misc]
+        """True only the first time ``member`` is marked (idempotent event handling); a repeat of
+        this call by the Redis client (its reply lost) answers True again."""
+        key = self._room(room, f"{marker}:first")
+        return bool(await self._first(keys=[key], args=[member, uuid.uuid4().hex]))
 
     async def put_dispatch(self, d: agent_dispatch.AgentDispatch) -> None:
         await self.redis.hset(self._room(d.room, "dispatches"), d.id, d.SerializeToString())  # type: ignore[misc]
@@ -247,7 +263,9 @@ class Store:
         """The room finished: drop its dispatches and markers; its jobs stay listable a while."""
         async with self.redis.pipeline(transaction=False) as p:
             p.delete(
-                *(self._room(room, part) for part in ("info", "dispatches", "joined", "published", "started"))
+                self._room(room, "info"),
+                self._room(room, "dispatches"),
+                *(self._room(room, f"{marker}:first") for marker in MARKERS),
             )
             p.expire(self._room(room, "jobs"), seconds)
             for jid in jobs:
