@@ -407,3 +407,27 @@ async def test_no_worker_for_the_next_part_within_continue_timeout_fails(env: En
     assert (record.info.error, record.info.error_code, record.info.retry_count) == ("worker lost", 503, 1)
     assert record.info.details == "End reason: Failure" and record.info.ended_at > 0
     assert env.store.due == {} and info.egress_id in env.store.ended
+
+
+async def test_stop_and_update_while_the_next_part_waits_for_a_worker(env: Env) -> None:
+    w = await env.worker("W1")
+    info = await env.bus.call(rpcs.START_ROOM_COMPOSITE_EGRESS, stream_request("rtmp://a/live/key1"))
+    await w.report(info.egress_id, S.EGRESS_ACTIVE)
+    await w.stop()
+
+    async def unplaced() -> bool:
+        await env.parts.leases.sweep_once()
+        record = await env.store.get(info.egress_id)
+        return record is not None and record.part == 1 and not record.worker_id
+
+    await poll_until(unplaced, timeout=5.0, message="the lease expired; no worker for part 1")
+    with pytest.raises(RpcError) as err:
+        await env.bus.call(
+            rpcs.UPDATE_STREAM,
+            lk.UpdateStreamRequest(egress_id=info.egress_id, add_output_urls=["rtmp://b/x/y"]),
+        )
+    assert (err.value.code, err.value.message) == (ErrorCode.UNAVAILABLE, "no response from servers")
+    stopped = await env.bus.call(rpcs.STOP_EGRESS, lk.StopEgressRequest(egress_id=info.egress_id))
+    assert (stopped.status, stopped.details) == (S.EGRESS_ENDING, "End reason: StopEgress API")
+    record = await env.store.get(info.egress_id)
+    assert record is not None and record.stop_requested

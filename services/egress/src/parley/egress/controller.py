@@ -13,7 +13,7 @@ from livekit.protocol import room as lk_room
 from parley.bus import Bus, BusError, rpcs
 from parley.egress import infos
 from parley.egress.config import EgressSection
-from parley.egress.errors import CannotStop, CannotUpdate, EgressNotFound, RoomNotFound
+from parley.egress.errors import CannotStop, CannotUpdate, EgressNotFound, NoWorker, RoomNotFound
 from parley.egress.ids import new_egress_id
 from parley.egress.interfaces import EgressStore
 from parley.egress.placement import Placer
@@ -155,8 +155,8 @@ class Controller:
         if infos.is_final(record.info.status) or record.info.status == infos.ENDING:
             raise CannotUpdate(infos.status_name(record.info.status))
         urls = infos.update_streams(record, req)
-        if not record.worker_id:
-            raise CannotUpdate(infos.status_name(record.info.status))
+        if not record.worker_id:  # its part is being offered again: no worker to update (LiveKit's error)
+            raise NoWorker()
         info = await self._bus.call(
             rpcs.EGRESS_JOB_CONTROL,
             eg.JobControl(egress_id=req.egress_id, update_stream=req),
