@@ -10,8 +10,10 @@ import json
 from collections.abc import Callable
 
 import aiohttp
+import grpc
 import pytest
 from livekit import api
+from livekit.protocol import egress as lk
 
 from parley.testing import Stack
 
@@ -65,5 +67,21 @@ async def test_egress_api_without_workers(make_stack: Callable[..., Stack]) -> N
         with pytest.raises(api.TwirpError) as missing:
             await lkapi.egress.stop_egress(api.StopEgressRequest(egress_id="EG_nope"))
         assert (missing.value.code, missing.value.message) == ("not_found", "egress does not exist")
+
+        # the same methods over gRPC (livekit.Egress on signaling.grpc_port)
+        recorder = api.AccessToken(stack.api_key, stack.api_secret).with_grants(
+            api.VideoGrants(room_record=True)
+        )
+        async with grpc.aio.insecure_channel(stack.grpc_target) as channel:
+            list_egress = channel.unary_unary(
+                "/livekit.Egress/ListEgress",
+                request_serializer=lk.ListEgressRequest.SerializeToString,
+                response_deserializer=lk.ListEgressResponse.FromString,
+            )
+            metadata = (("authorization", f"Bearer {recorder.to_jwt()}"),)
+            assert list((await list_egress(lk.ListEgressRequest(), metadata=metadata)).items) == []
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                await list_egress(lk.ListEgressRequest(), metadata=(("authorization", f"Bearer {token}"),))
+            assert denied.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         await lkapi.aclose()
