@@ -10,10 +10,17 @@ from collections.abc import Callable
 from livekit.protocol import egress as lk
 from livekit.protocol import room as lk_room
 
-from parley.bus import Bus, BusError, rpcs
+from parley.bus import Bus, BusError, RpcError, rpcs
 from parley.egress import infos
 from parley.egress.config import EgressSection
-from parley.egress.errors import CannotStop, CannotUpdate, EgressNotFound, NoWorker, RoomNotFound
+from parley.egress.errors import (
+    CannotStop,
+    CannotUpdate,
+    EgressNotFound,
+    NoWorker,
+    RequestTimedOut,
+    RoomNotFound,
+)
 from parley.egress.ids import new_egress_id
 from parley.egress.interfaces import EgressStore
 from parley.egress.placement import Placer
@@ -130,11 +137,14 @@ class Controller:
                 topic=record.worker_id,
                 timeout=self._section.control_timeout,
             )
-        except BusError:
-            # LiveKit answers the worker's error while STARTING/ACTIVE; the stop flag makes the
-            # lease sweeper finalize the job if its worker is really gone.
+        except BusError as exc:
+            # LiveKit answers the worker's error while STARTING/ACTIVE, a worker that does not answer
+            # as "request timed out" (not 503); the stop flag makes the lease sweeper finalize the job
+            # if its worker is really gone.
             await self._mutate(req.egress_id, _flag_stop)
-            raise
+            if isinstance(exc, RpcError):
+                raise
+            raise RequestTimedOut() from exc
         log.info("egress stop sent", egress_id=req.egress_id, room=record.room_name, worker=record.worker_id)
         return await self._mutate(req.egress_id, lambda r: _stopped_by_worker(r, info))
 

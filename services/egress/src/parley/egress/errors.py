@@ -26,6 +26,13 @@ class NoWorker(EgressError):
         super().__init__(ErrorCode.UNAVAILABLE, "no response from servers")
 
 
+class RequestTimedOut(EgressError):
+    """StopEgress whose worker did not answer (LiveKit maps psrpc's no-response to this, not to 503)."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.DEADLINE_EXCEEDED, "request timed out")
+
+
 class InvalidRequest(EgressError):
     def __init__(self, field: str) -> None:
         super().__init__(ErrorCode.INVALID_ARGUMENT, f"request has missing or invalid field: {field}")
