@@ -90,6 +90,10 @@ def test_urls_are_redacted() -> None:
 def test_status_only_moves_forward_and_final_is_final() -> None:
     r = record(eg.EgressRequest(track=lk.TrackEgressRequest(room_name="r", track_id="T")))
     assert [e[0] for e in r.events] == ["egress_started"]
+    starting = eg.EgressReport(worker_id="W1", seq=1, file_results=[lk.FileInfo(filename="a.ogg")])
+    assert infos.apply_report(r, starting, NOW + 1)  # stored, but no webhook while STARTING (as LiveKit)
+    assert [e[0] for e in r.events] == ["egress_started"] and r.info.file_results[0].filename == "a.ogg"
+    r.reports.clear()
     assert infos.apply_report(r, eg.EgressReport(worker_id="W1", seq=1, status=S.EGRESS_ACTIVE), NOW + 1)
     assert not infos.apply_report(r, eg.EgressReport(worker_id="W1", seq=1, status=S.EGRESS_ENDING), NOW + 2)
     assert not infos.apply_report(r, eg.EgressReport(worker_id="W2", seq=9, status=S.EGRESS_ENDING), NOW + 2)

@@ -331,7 +331,8 @@ def _apply(record: EgressRecord, report: eg.EgressReport, now_ns: int) -> bool:
         if report.manifest_location:
             info.manifest_location = report.manifest_location
         _sync_deprecated(info)
-        record.events.append((_event_for(old, info.status), _snapshot(info)))
+        if info.status != STARTING:  # LiveKit's IOInfo sends no webhook for a STARTING update
+            record.events.append((_event_for(old, info.status), _snapshot(info)))
     return status_changed or results
 
 
