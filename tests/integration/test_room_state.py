@@ -29,13 +29,15 @@ async def heartbeat(bus: NatsBus, node_id: str, load: float = 0.1, draining: boo
 
 
 async def join(
-    bus: NatsBus, room: str, identity: str, kind: int = Kind.STANDARD, **kw: object
+    bus: NatsBus, room: str, identity: str, kind: int = Kind.STANDARD, connection: str = "", **kw: object
 ) -> pb.JoinRoomResponse:
+    """A join from the connection ``connection`` (default ``C_<identity>``): a join repeated from the
+    same connection is the same join (the edge asking again), another connection a new one."""
     req = pb.JoinRoomRequest(
         room_name=room,
         participant=models.ParticipantInfo(identity=identity, kind=kind),  # type: ignore[arg-type]
         edge_id="EDGE_test",
-        connection_id=f"C_{identity}",
+        connection_id=connection or f"C_{identity}",
         **kw,  # type: ignore[arg-type]
     )
     return await bus.call(rpcs.JOIN_ROOM, req, timeout=10)
@@ -112,8 +114,12 @@ async def test_join_lifecycle_events_and_placement(sbus: NatsBus, events: list[p
     assert first.participant.state == State.JOINED
     assert first.participant.joined_at > 0 and first.participant.joined_at_ms > 0
 
-    # Same identity again: the new one replaces the old session.
-    second = await join(sbus, "r1", "alice")
+    # The same join asked again (the edge got no answer): the same participant, no event.
+    again = await join(sbus, "r1", "alice")
+    assert again.participant.sid == first.participant.sid and not again.HasField("replaced")
+
+    # Same identity from another connection: the new one replaces the old session.
+    second = await join(sbus, "r1", "alice", connection="C_alice_2")
     assert not second.room_created
     assert second.replaced.participant_sid == first.participant.sid
     assert second.replaced.connection_id == "C_alice"

@@ -104,6 +104,8 @@ JOIN_ROOM: Rpc[rs.JoinRoomRequest, rs.JoinRoomResponse] = _room_state(
     rs.JoinRoomResponse,
     "admit a participant; names the hosting node",
     callers=(SIGNALING,),
+    # room-state recognises a repeat by the request's edge and connection ids (the same participant)
+    idempotent=True,
 )
 LOCATE_PARTICIPANT: Rpc[rs.LocateParticipantRequest, rs.LocateParticipantResponse] = _room_state(
     "LocateParticipant",

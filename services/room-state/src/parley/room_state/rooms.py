@@ -99,6 +99,8 @@ def join(
     req: pb.JoinRoomRequest, defaults: RoomConfig, allow_create: bool, live: set[str], candidate: str
 ) -> Mutation[pb.JoinRoomResponse]:
     def fn(rec: RoomRecord | None) -> tuple[RoomRecord | None, pb.JoinRoomResponse]:
+        if rec is not None and (repeat := _repeated_join(rec, req, live)) is not None:
+            return None, repeat
         created = rec is None
         if rec is None:
             if not allow_create:
@@ -147,6 +149,26 @@ def join(
         return rec, response
 
     return fn
+
+
+def _repeated_join(rec: RoomRecord, req: pb.JoinRoomRequest, live: set[str]) -> pb.JoinRoomResponse | None:
+    """The answer to a JoinRoom this room already admitted: the same connection of the same edge
+    (the edge asks again when no answer came, ``Rpc.idempotent``). Nothing changes and nothing is
+    emitted; the participant as it is now. None: not a repeat (or its node is gone: join anew)."""
+    identity = req.participant.identity
+    participant = rec.participants.get(identity)
+    session = rec.sessions.get(identity)
+    if not req.connection_id or participant is None or session is None:
+        return None
+    same = (session.connection_id, session.edge_id, session.participant_sid) == (
+        req.connection_id,
+        req.edge_id,
+        participant.sid,
+    )
+    if not same or rec.node_id not in live or session.node_id != rec.node_id:
+        return None
+    response = pb.JoinRoomResponse(room=rec.room_view(), participant=participant, node_id=rec.node_id)
+    return response
 
 
 def move_room(from_node: str, to_node: str) -> Mutation[bool]:
