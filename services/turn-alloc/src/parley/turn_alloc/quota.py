@@ -18,9 +18,13 @@ from parley.observability import get_logger
 
 log = get_logger("parley.turn_alloc.quota")
 
-# KEYS[1] = the participant's set; ARGV = now, expires_at, limit, member.
+# KEYS[1] = the participant's set; ARGV = now, expires_at, limit, member. A member already in the
+# set is this call repeated by the Redis client (its reply lost): it answers like the first run.
 _TAKE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+  return 1
+end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
   return 0
 end
