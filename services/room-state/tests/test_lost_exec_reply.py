@@ -78,6 +78,26 @@ async def test_a_join_whose_exec_reply_is_lost_is_applied_once(
     ], "one join, one participant_connected, nothing aborted"
 
 
+async def test_a_join_whose_exec_reply_never_comes_is_applied_once(
+    proxy: LostReplyProxy,
+) -> None:
+    """The primary went silent (no reset): the read timeout fails the EXEC, which had committed."""
+    client = redis_client(RedisConfig(address=proxy.address, failover_wait=5, read_timeout=300))
+    try:
+        store = Store(client, "silent")
+        runs: list[list[str] | None] = []
+        proxy.lose_reply_to(EXEC, hang=True)
+        resp = await store.mutate("r", counted(join("alice"), runs))
+        assert proxy.lost == 1
+        assert runs == [None], "the join ran again after the read timeout"
+        events = [e.event for e in await store.outbox_peek(100)]
+        assert events == ["room_started", "participant_connected"]
+        rec = await store.load("r")
+        assert rec is not None and rec.participants["alice"].sid == resp.participant.sid
+    finally:
+        await client.aclose()
+
+
 async def test_a_delete_whose_exec_reply_is_lost_reports_the_closed_room(
     client: aioredis.Redis, proxy: LostReplyProxy
 ) -> None:

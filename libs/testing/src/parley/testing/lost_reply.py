@@ -4,8 +4,10 @@ client never hears back (a connection dropped, or a primary failing over, at the
 ``LostReplyProxy(target_port)`` pipes every connection to the target. ``lose_reply_to(pattern)``
 arms it once: the next client chunk holding ``pattern`` (bytes of the RESP request, e.g.
 ``b"$4\\r\\nEXEC\\r\\n"`` or a key name) is forwarded; when the server's first bytes after it come
-back (so the server has run it), they are dropped and the client's connection is aborted. The
-server side is left to drain, so everything forwarded is applied. ``lost`` counts dropped replies.
+back (so the server has run it), they are dropped and the client's connection is aborted (with
+``hang=True`` it stays open and silent instead: a primary gone without a reset, which only a read
+timeout notices). The server side is left to drain, so everything forwarded is applied. ``lost``
+counts dropped replies.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class LostReplyProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._pattern: bytes | None = None
+        self._hang = False
         self.port = 0
         self.lost = 0
         """Replies dropped so far."""
@@ -45,9 +48,11 @@ class LostReplyProxy:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def lose_reply_to(self, pattern: bytes) -> None:
-        """Drop the reply to the next request chunk that holds ``pattern`` (once)."""
+    def lose_reply_to(self, pattern: bytes, *, hang: bool = False) -> None:
+        """Drop the reply to the next request chunk that holds ``pattern`` (once); then abort that
+        connection, or with ``hang`` leave it open and silent."""
         self._pattern = pattern
+        self._hang = hang
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -84,7 +89,8 @@ class LostReplyProxy:
             while data := await server.read(CHUNK):
                 if doomed.is_set():
                     self.lost += 1
-                    client.transport.abort()
+                    if not self._hang:
+                        client.transport.abort()
                     while await server.read(CHUNK):  # the server finishes; its replies go nowhere
                         pass
                     return
