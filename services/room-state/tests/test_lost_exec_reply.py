@@ -153,3 +153,25 @@ async def test_a_real_conflict_still_runs_the_change_again(
     events = [(e.event, e.participant.sid) for e in await store.outbox_peek(100)]
     assert events[-1] == ("participant_connected", resp.participant.sid)
     assert [e for e, _ in events].count("participant_connected") == 2  # alice, bob
+
+
+async def test_a_change_whose_result_is_none_is_applied_once_too(
+    client: aioredis.Redis, proxy: LostReplyProxy
+) -> None:
+    """Many changes answer None (participant_active, participant_left, track_published...): a
+    landed attempt must be told apart from none landing by more than its result."""
+    store = Store(client, "none-result")
+    runs: list[list[str] | None] = []
+    joined = join("bob")
+
+    def answer_none(rec: RoomRecord | None) -> tuple[RoomRecord | None, None]:
+        record, _ = joined(rec)
+        return record, None
+
+    proxy.lose_reply_to(EXEC)
+    result: object = await store.mutate("r", counted(answer_none, runs))
+    assert result is None
+    assert proxy.lost == 1
+    assert runs == [None], "a change answering None ran again after its EXEC had landed"
+    events = [e.event for e in await store.outbox_peek(100)]
+    assert events == ["room_started", "participant_connected"]

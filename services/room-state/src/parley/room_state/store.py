@@ -132,9 +132,9 @@ class Store:
             for _ in range(MAX_RETRIES):
                 try:
                     await pipe.watch(*keys)
-                    if sent and (landed := await _landed(pipe, sent)) is not None:
+                    if sent and (landed := await _landed(pipe, sent)):
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        return landed
+                        return landed[0]
                     raw: Any = await pipe.eval(_READ_ROOM, 3, *keys)
                     record, result = fn(_decode(*(_pairs(flat) for flat in raw)))
                     if record is None or not _changed(record):
@@ -149,8 +149,8 @@ class Store:
                     return result
                 except WatchError:
                     continue
-        if sent and (landed := await _landed(self._r, sent)) is not None:
-            return landed
+        if sent and (landed := await _landed(self._r, sent)):
+            return landed[0]
         raise Conflict()
 
     def _queue_writes(
@@ -267,13 +267,14 @@ class Store:
         return [node_pb2.NodeStats.FromString(item) for item in raw if item]
 
 
-async def _landed(reader: aioredis.Redis, sent: dict[str, T]) -> T | None:
-    """The result of the sent attempt whose marker is stored (at most one can have committed)."""
+async def _landed(reader: aioredis.Redis, sent: dict[str, T]) -> tuple[T] | None:
+    """``(result,)`` of the sent attempt whose marker is stored (at most one can have committed),
+    or None when none did; a tuple, because many mutations' result is itself None."""
     markers = list(sent)
     found: list[Any] = await reader.mget(markers)
     for marker, value in zip(markers, found, strict=True):
         if value is not None:
-            return sent[marker]
+            return (sent[marker],)
     return None
 
 
