@@ -14,6 +14,10 @@ sequence numbers and send TWCC feedback every ``BENCH_SFU_TWCC_FEEDBACK_MS`` (de
 forwarded packet is stamped and goes through the send history, and the feedback through the
 estimator. The SFU reports how many controllers and feedback packets it saw, so a run shows whether
 the path was exercised.
+
+``BENCH_SFU_MICRO=1`` measures instead the SFU CPU per ``DownTrack.forward`` call on one connected
+peer connection (:func:`micro_main`); ``BENCH_SFU_PROFILE=<file>`` dumps the SFU process's cProfile
+stats of a room run.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ PAYLOAD = 80
 TWCC = os.environ.get("BENCH_SFU_TWCC", "0") == "1"
 """Listeners accept transport-wide-cc and send TWCC feedback (see the module docstring)."""
 FEEDBACK_S = float(os.environ.get("BENCH_SFU_TWCC_FEEDBACK_MS", "100")) / 1000
+MICRO = os.environ.get("BENCH_SFU_MICRO", "0") == "1"
+"""Instead of the room: SFU CPU per ``DownTrack.forward`` call on one real connected peer connection
+(see :func:`micro_main`)."""
+PROFILE = os.environ.get("BENCH_SFU_PROFILE", "")
+"""A file for the SFU process's cProfile stats, from the first measurement window to the end (the
+profiler's overhead inflates every number of such a run: use it to see where time goes, not how much)."""
 URI_TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
@@ -80,6 +90,7 @@ async def _sfu(conn: Connection) -> None:
     ups: list[UpTrack] = []
     baseline_rss = _rss_mb()
     mark: tuple[float, float, int, int] = (0.0, 0.0, 0, 0)
+    profile: Any = None
     while True:
         msg = await loop.run_in_executor(None, conn.recv)
         op = msg[0]
@@ -106,6 +117,11 @@ async def _sfu(conn: Connection) -> None:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
             conn.send("ok")
         elif op == "mark":
+            if PROFILE and profile is None:
+                import cProfile
+
+                profile = cProfile.Profile()
+                profile.enable()
             mark = (time.monotonic(), _cpu(), stats.packets_in, stats.packets_out)
             conn.send("ok")
         elif op == "describe":
@@ -128,6 +144,9 @@ async def _sfu(conn: Connection) -> None:
                 }
             )
         elif op == "stop":
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(PROFILE)
             for pc in pcs:
                 await pc.close()
             conn.send("ok")
@@ -397,6 +416,152 @@ async def _clients(sfu: Connection) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------------- micro (issue 15)
+
+MICRO_DOWNS = 4
+MICRO_BATCHES = int(os.environ.get("BENCH_SFU_MICRO_BATCHES", "100"))
+
+
+def micro_main(out: Connection) -> None:
+    import uvloop
+
+    try:
+        out.send(uvloop.run(_micro()))
+    except Exception as exc:  # reported by the orchestrator
+        out.send({"error": f"{type(exc).__name__}: {exc}"})
+
+
+async def _micro() -> dict[str, Any]:
+    """One SFU peer connection with ``MICRO_DOWNS`` audio down tracks, connected to an aiortc
+    listener in the same process (which unprotects and parses between batches); 100 packets per
+    batch go through every down track's ``forward`` (munging, writing, SRTP, sendto). Reported: the
+    process CPU time per forwarded packet over each batch (the listener's work falls between
+    batches), whose median and minimum are steadier on a shared machine than the room's rates."""
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.rtcrtpparameters import (
+        RTCRtpCodecParameters,
+        RTCRtpHeaderExtensionParameters,
+        RTCRtpParameters,
+    )
+    from aiortc.rtp import RtpPacket
+
+    import parley.sfu
+    from parley.config import RtcConfig
+    from parley.sfu.media import DownTrack, configure, new_peer_connection
+    from parley.sfu.media import aiortc_internals as internals
+    from parley.sfu.media.fakes import FakePublishedMedia
+    from parley.sfu.media.layers import Layer
+    from parley.testing import poll_until
+
+    context = configure(RtcConfig(use_loopback=True, port_range_start=48000, port_range_end=48999))
+    up = FakePublishedMedia("audio")
+    up.codecs = {
+        111: RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
+    }
+    sfu = new_peer_connection(context)
+    downs = [
+        DownTrack.attach(sfu, up, stream_id="PA|TR", track_id="TR", context=context)
+        for _ in range(MICRO_DOWNS)
+    ]
+    sub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    received = [0]
+
+    def on_rtp(packet: Any, arrival: int) -> None:
+        received[0] += 1
+
+    await sfu.setLocalDescription(await sfu.createOffer())
+    await sub.setRemoteDescription(sfu.localDescription)
+    for t in sub.getTransceivers():
+        internals.hook_receiver(
+            t.receiver, on_rtp=on_rtp, on_rtcp=lambda p: None, on_parameters=lambda p: None
+        )
+    await sub.setLocalDescription(await sub.createAnswer())
+    answer = sub.localDescription.sdp
+    twcc_id = _twcc_id(sfu.localDescription.sdp) if TWCC else None
+    if twcc_id is not None:
+        answer = _accept_transport_cc(answer, twcc_id)
+        transport: Any = sub.getTransceivers()[0].receiver.transport
+        transport._rtp_header_extensions_map.configure(
+            RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=twcc_id, uri=URI_TWCC)])
+        )
+    await sfu.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    await poll_until(lambda: sfu.connectionState == "connected", timeout=30, message="micro: connected")
+    layer = Layer("", 1234, 64)
+    payload = os.urandom(PAYLOAD)
+    seq = [1000]
+
+    def batch(n: int) -> None:
+        for _ in range(n):
+            packet = RtpPacket(
+                payload_type=111,
+                sequence_number=seq[0] & 0xFFFF,
+                timestamp=(seq[0] * 960) & 0xFFFFFFFF,
+                ssrc=1234,
+                payload=payload,
+            )
+            packet.extensions.audio_level = (True, 30)
+            seq[0] += 1
+            now = time.monotonic()
+            for down in downs:
+                down.forward(layer, packet, False, now)
+
+    for _ in range(500):  # warm-up: every down track sends (negotiated, send path resolved)
+        batch(50)
+        await asyncio.sleep(0.01)
+        if all(d.packets_sent > 500 for d in downs):
+            break
+    else:
+        raise RuntimeError("micro: the down tracks do not send")
+    sent0, received0 = context.stats.packets_out, received[0]
+    per_packet: list[float] = []
+    for _ in range(MICRO_BATCHES):
+        t0 = time.process_time()
+        batch(100)
+        per_packet.append((time.process_time() - t0) / (100 * len(downs)) * 1e6)
+        await asyncio.sleep(0.03)  # the listener catches up outside the measurement
+    sent = context.stats.packets_out - sent0
+    await poll_until(lambda: received[0] - received0 >= sent * 0.9, timeout=10, message="micro: delivered")
+    congestion = len(list(context.transports.congestions()))
+    await sub.close()
+    await sfu.close()
+    per_packet.sort()
+    return {
+        "median": per_packet[len(per_packet) // 2],
+        "p10": per_packet[len(per_packet) // 10],
+        "min": per_packet[0],
+        "sent": sent,
+        "received": received[0] - received0,
+        "congestion": congestion,
+        "sfu_path": str(Path(parley.sfu.__file__).parent),
+        "loadavg": _loadavg(),
+    }
+
+
+async def _run_micro() -> str:
+    ctx = mp.get_context("spawn")
+    result_recv, result_send = ctx.Pipe(duplex=False)
+    proc = _spawn(micro_main, result_send)
+    loop = asyncio.get_running_loop()
+    try:
+        if not await loop.run_in_executor(None, result_recv.poll, 300):
+            raise TimeoutError("micro benchmark did not finish in 300 s")
+        r = result_recv.recv()
+    finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.terminate()
+    if "error" in r:
+        raise RuntimeError(r["error"])
+    return (
+        f"## SFU forwarding micro ({MICRO_DOWNS} audio down tracks on one peer connection"
+        f"{', TWCC' if TWCC else ''})\n\n"
+        f"CPU per forwarded packet over {MICRO_BATCHES} batches of 100 x {MICRO_DOWNS}: "
+        f"**median {r['median']:.2f} µs**, p10 {r['p10']:.2f} µs, min {r['min']:.2f} µs; "
+        f"{r['sent']:,} sent, {r['received']:,} received; congestion controllers: {r['congestion']}. "
+        f"Load average at the end: {r['loadavg']}. SFU code imported from {r['sfu_path']}.\n"
+    )
+
+
 # ------------------------------------------------------------------------------------- orchestration
 
 
@@ -408,6 +573,8 @@ def _spawn(target: Callable[..., None], *args: Any) -> mp.process.BaseProcess:
 
 
 async def run() -> str:
+    if MICRO:
+        return await _run_micro()
     ctx = mp.get_context("spawn")
     sfu_conn, client_conn = ctx.Pipe()
     result_recv, result_send = ctx.Pipe(duplex=False)
