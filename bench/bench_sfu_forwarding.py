@@ -47,6 +47,8 @@ MICRO = os.environ.get("BENCH_SFU_MICRO", "0") == "1"
 """Instead of the room: SFU CPU per ``DownTrack.forward`` call on one real connected peer connection
 (see :func:`micro_main`)."""
 PROFILE = os.environ.get("BENCH_SFU_PROFILE", "")
+SEND_CACHE = os.environ.get("BENCH_SFU_SEND_CACHE", "1") == "1"
+"""Down tracks use the cached send path (``sfu.cached_send_path``; the bench's default, the SFU's is off)."""
 """A file for the SFU process's cProfile stats, from the first measurement window to the end (the
 profiler's overhead inflates every number of such a run: use it to see where time goes, not how much)."""
 URI_TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
@@ -84,6 +86,8 @@ async def _sfu(conn: Connection) -> None:
     from parley.sfu.media import DownTrack, UpTrack, configure, new_peer_connection, prepare_answer
 
     context = configure(RtcConfig(use_loopback=True, port_range_start=46000, port_range_end=46999))
+    if hasattr(context, "cached_send_path"):  # absent in commits before it (before/after runs)
+        context.cached_send_path = SEND_CACHE
     stats = context.stats
     loop = asyncio.get_running_loop()
     pcs: list[Any] = []

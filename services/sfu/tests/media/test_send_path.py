@@ -211,7 +211,7 @@ async def twin() -> AsyncIterator[Twin]:
     sub_side = new_peer_connection()
     transceiver = pub_side.addTransceiver("video", direction="recvonly")
     receiver: Any = transceiver.receiver
-    context = MediaContext()
+    context = MediaContext(cached_send_path=True)
     up = UpTrack(receiver, kind="video", mid="0", track_sid="TR_v", context=context)
     exts = [
         RTCRtpHeaderExtensionParameters(id=4, uri=URI_MID),

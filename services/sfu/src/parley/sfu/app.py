@@ -10,7 +10,9 @@ from parley.sfu.node import Node
 
 class SfuService:
     def __init__(self, config: SfuConfig, ctx: ServiceContext) -> None:
-        self.node = Node(config, ctx.bus, ctx.node_id, media=engine.configure(config.rtc))
+        media = engine.configure(config.rtc)
+        media.cached_send_path = config.sfu.cached_send_path
+        self.node = Node(config, ctx.bus, ctx.node_id, media=media)
 
     async def start(self) -> None:
         await self.node.start()

@@ -58,7 +58,10 @@ class Node:
         self.config = config
         self.bus = bus
         self.node_id = node_id
-        self.media = media if media is not None else engine.configure(config.rtc)
+        if media is None:
+            media = engine.configure(config.rtc)
+            media.cached_send_path = config.sfu.cached_send_path
+        self.media = media
         """This node's media engine context (settings, counters, per-transport state)."""
         self.tasks = TaskSet(f"sfu.{node_id}")
         self.rooms: dict[str, Room] = {}

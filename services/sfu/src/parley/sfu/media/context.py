@@ -44,6 +44,9 @@ class MediaContext:
     out_streams: OutStreams = field(default_factory=OutStreams)
     network: NetworkScope | None = None
     """ICE host sockets of this context's peer connections (None: the process default)."""
+    cached_send_path: bool = False
+    """Down tracks send through the cached per-transport ``SendPath`` (``send_path.py``) instead of
+    the reference ``send_rtp_sync`` (``sfu.cached_send_path``; off by default: see the SFU README)."""
     errors: ErrorGuard = field(init=False)
     """Counts media-path exceptions into ``stats.errors`` and rate-limits their logs."""
 

@@ -345,7 +345,8 @@ class DownTrack:
         }
         self._writer = RtpWriter(internals.header_extension_ids(parameters), parameters.muxId)
         self._transport = self._sender.transport
-        self._path = SendPath.of(self._transport) if self._transport is not None else None
+        use_cache = self._transport is not None and self._context.cached_send_path
+        self._path = SendPath.of(self._transport) if use_cache and self._transport is not None else None
         self._join_congestion()
         if self._timer is None and not self._closed:
             loop = asyncio.get_running_loop()
@@ -435,10 +436,11 @@ class DownTrack:
 
     def _transmit(self, data: bytes) -> bool:
         path = self._path
-        if path is None:
-            return False
         try:
-            return path.send(data)
+            if path is not None:
+                return path.send(data)
+            transport = self._transport
+            return internals.send_rtp_sync(transport, data) if transport is not None else False
         except ConnectionError:
             return False
 
