@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from parley.bus.contract import Req, Resp, Rpc
-from parley.bus.errors import RpcTimeout
+from parley.bus.errors import NoResponders, RpcTimeout
 from parley.observability import get_logger
 
 log = get_logger("parley.bus")
@@ -23,6 +23,23 @@ RESPONDER_RETRY_MAX = 0.5
 """Pauses (doubling) between attempts while waiting for a responder to appear."""
 IDEMPOTENT_ATTEMPT = 3.0
 """Seconds an idempotent shared call waits for an answer before asking again (``Rpc.idempotent``)."""
+
+
+async def until_responder(subject: str, wait: float, once: Callable[[], Awaitable[Resp]]) -> Resp:
+    """``once()`` (one request), asked again with doubling pauses while it raises NoResponders,
+    for up to ``wait`` seconds: a responder restarting may appear meanwhile."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    pause = RESPONDER_RETRY_MIN
+    while True:
+        try:
+            return await once()
+        except NoResponders:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, RESPONDER_RETRY_MAX)
 
 
 async def call(

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 
 from parley.bus import calling, subjects
-from parley.bus.calling import IDEMPOTENT_ATTEMPT, RESPONDER_RETRY_MAX, RESPONDER_RETRY_MIN
+from parley.bus.calling import IDEMPOTENT_ATTEMPT
 from parley.bus.contract import Req, Resp, Rpc
 from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, NoResponders, RpcTimeout
@@ -167,15 +167,16 @@ class MemoryBus:
     async def _request(
         self, subject: str, data: bytes, response_type: type[Resp], timeout: float, wait: float
     ) -> Resp:
+        return await calling.until_responder(
+            subject, wait, lambda: self._request_once(subject, data, response_type, timeout)
+        )
+
+    async def _request_once(
+        self, subject: str, data: bytes, response_type: type[Resp], timeout: float
+    ) -> Resp:
+        if not self._interest(subject):
+            raise NoResponders(f"no responder on {subject}")
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        pause = RESPONDER_RETRY_MIN
-        while not self._interest(subject):
-            left = deadline - loop.time()
-            if left <= 0:
-                raise NoResponders(f"no responder on {subject}")
-            await asyncio.sleep(min(pause, left))
-            pause = min(pause * 2, RESPONDER_RETRY_MAX)
         inbox = f"{INBOX}{next(self._ids)}"
         future: asyncio.Future[Reply] = loop.create_future()
         self._replies[inbox] = future

@@ -25,7 +25,7 @@ from nats.js.api import (
 from nats.js.kv import KeyValue
 
 from parley.bus import calling, subjects
-from parley.bus.calling import IDEMPOTENT_ATTEMPT, RESPONDER_RETRY_MAX, RESPONDER_RETRY_MIN
+from parley.bus.calling import IDEMPOTENT_ATTEMPT
 from parley.bus.contract import Rpc
 from parley.bus.delivery import Delivery, Handler
 from parley.bus.errors import BusError, NoResponders, RpcTimeout
@@ -147,21 +147,16 @@ class NatsBus:
     async def _request(
         self, subject: str, data: bytes, response_type: type[Resp], timeout: float, wait: float
     ) -> Resp:
-        deadline = asyncio.get_running_loop().time() + wait
-        pause = RESPONDER_RETRY_MIN
-        while True:
+        async def once() -> Resp:
             try:
                 msg = await self._nc.request(subject, data, timeout=timeout)
-                break
             except nats.errors.NoRespondersError as exc:
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    raise NoResponders(f"no responder on {subject}") from exc
-                await asyncio.sleep(min(pause, left))
-                pause = min(pause * 2, RESPONDER_RETRY_MAX)
+                raise NoResponders(f"no responder on {subject}") from exc
             except nats.errors.TimeoutError as exc:
                 raise RpcTimeout(f"no answer on {subject} within {timeout}s") from exc
-        return read_reply(subject, msg.data, msg.headers, response_type)
+            return read_reply(subject, msg.data, msg.headers, response_type)
+
+        return await calling.until_responder(subject, wait, once)
 
     async def serve(
         self,
