@@ -283,7 +283,9 @@ async def test_disabled_and_allocator_paused_tracks_forward_nothing(harness: Har
 
     h = harness
     states: list[tuple[str, bool]] = []
+    allocations: list[tuple[str, int]] = []
     h.down.on_stream_state = lambda sid, paused: states.append((sid, paused))
+    h.down.on_allocation = lambda sid, layer, _estimate: allocations.append((sid, layer))
     h.feed("q", key=True)
     h.feed("f", key=True)
     sent = len(h.out)
@@ -299,6 +301,9 @@ async def test_disabled_and_allocator_paused_tracks_forward_nothing(harness: Har
     h.down.set_allocation(0)
     h.feed("q", key=True)
     assert h.down.current_layer == "q" and states == [("TR_v", True), ("TR_v", False)]
+    h.down.set_allocation(0)  # no change, not told
+    h.down.set_allocation(1)  # a layer change that is no pause or resume
+    assert allocations == [("TR_v", NO_LAYER), ("TR_v", 0), ("TR_v", 1)] and len(states) == 2
     assert [b.spatial for b in h.down.layer_bitrates(time.monotonic())] == [0, 2]  # what it may choose
 
 

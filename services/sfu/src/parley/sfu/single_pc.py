@@ -172,7 +172,7 @@ def attach_pending(
                 transceiver=transceiver,
                 screen_share=track.info.source == models.TrackSource.SCREEN_SHARE,
             )
-            subscribed_track.prepare(p, pub, track, down)
+            subscribed_track.prepare(room.name, p, pub, track, down)
         except Exception:
             log.exception("cannot attach downtrack", participant=p.sid, track=sid)
             del state.pending[sid]

@@ -64,7 +64,7 @@ def subscribe(room: Room, sub: Participant, pub: Participant, track: PublishedTr
             transceiver=transceiver,
             screen_share=track.info.source == models.TrackSource.SCREEN_SHARE,
         )
-        subscribed_track.prepare(sub, pub, track, down)
+        subscribed_track.prepare(room.name, sub, pub, track, down)
     except Exception:
         log.exception("cannot attach downtrack", room=room.name, participant=sub.sid, track=sid)
         return False

@@ -39,6 +39,7 @@ from parley.sfu.media.forwarder import Forwarder
 from parley.sfu.media.interfaces import (
     MAX_SPATIAL,
     NO_LAYER,
+    AllocationListener,
     LayerBitrate,
     LinkReport,
     StreamStateListener,
@@ -101,6 +102,8 @@ class DownTrack:
         self._requested_pixels = 0
         self.on_stream_state: StreamStateListener | None = None
         """Told when the allocator pauses (True) or resumes (False) this track for bandwidth."""
+        self.on_allocation: AllocationListener | None = None
+        """Told of every change of the layer the allocator allows (with the estimate behind it)."""
         self._sr_sent: dict[int, float] = {}
         self._report: tuple[float, float] = (0.0, 0.0)
         """(jitter ms, rtt ms or -1) from the latest receiver report."""
@@ -247,6 +250,9 @@ class DownTrack:
         if max_spatial == before:
             return
         self._forwarder.set_allocated(max_spatial)
+        told = self.on_allocation
+        if told is not None:
+            told(self._up.track_sid, max_spatial, self._cc.estimate_bps if self._cc is not None else 0)
         listener = self.on_stream_state
         if listener is not None and (before == NO_LAYER) != (max_spatial == NO_LAYER):
             listener(self._up.track_sid, max_spatial == NO_LAYER)

@@ -8,7 +8,13 @@ from typing import Any
 from aiortc import RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from parley.sfu.media.interfaces import MAX_SPATIAL, LinkReport, PacketSink, StreamStateListener
+from parley.sfu.media.interfaces import (
+    MAX_SPATIAL,
+    AllocationListener,
+    LinkReport,
+    PacketSink,
+    StreamStateListener,
+)
 from parley.sfu.media.layers import Layer
 
 
@@ -82,6 +88,7 @@ class FakeSubscribedMedia:
         self.paused = False
         self.closed = False
         self.on_stream_state: StreamStateListener | None = None
+        self.on_allocation: AllocationListener | None = None
 
     @property
     def transceiver(self) -> RTCRtpTransceiver:

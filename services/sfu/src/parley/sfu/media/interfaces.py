@@ -146,6 +146,9 @@ class LinkStats(Protocol):
 
 StreamStateListener = Callable[[str, bool], None]
 """(track sid, paused): the stream allocator paused a down track for bandwidth, or resumed it."""
+AllocationListener = Callable[[str, int, int], None]
+"""(track sid, allocated spatial layer or ``NO_LAYER``, the subscriber's estimate in bit/s): the
+stream allocator changed the highest layer a down track may forward."""
 
 
 class PublishedMedia(TrackSource, LinkStats, Protocol):
@@ -167,6 +170,7 @@ class SubscribedMedia(LinkStats, Protocol):
     """A down track as the session layer holds it (``Participant.downtracks``)."""
 
     on_stream_state: StreamStateListener | None
+    on_allocation: AllocationListener | None
 
     @property
     def transceiver(self) -> RTCRtpTransceiver:
