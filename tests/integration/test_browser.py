@@ -261,7 +261,8 @@ async def join_meet(
     browser: Browser, stack: Stack, room: str, name: str, query: str = ""
 ) -> tuple[Page, str]:
     """Join through the page's form, as a person would; returns the page and its identity.
-    ``query``: page options, e.g. ``adaptive=1&dynacast=1``."""
+    ``query``: page options, e.g. ``adaptive=1&dynacast=1`` (``watch=1``: no camera)."""
+    camera = "watch=1" not in query.split("&")
     page = await browser.open(f"{stack.http_url}/" + (f"?{query}" if query else ""), name)
     await page.fill("#room-input", room)
     await page.fill("#name-input", name)
@@ -271,7 +272,7 @@ async def join_meet(
         state: dict[str, Any] = await page.eval(JOIN_STATE)
         if state["error"] or state["callError"]:
             raise DriverError(f"{name} could not join: {state['error'] or state['callError']}")
-        ok = state["state"] == "connected" and state["camera"] and state["mic"]
+        ok = state["state"] == "connected" and state["camera"] == camera and state["mic"]
         return state if ok else None
 
     state = await poll_until(joined, timeout=45, interval=0.25, message=f"{name} joined and publishing")

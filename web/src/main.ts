@@ -135,6 +135,8 @@ async function join(roomName: string, name: string): Promise<void> {
   setStatus('connecting', 'getting a token…');
   try {
     const grant = await fetchDevToken(roomName, name);
+    // ?watch=1: join with the microphone only, no camera (read before the URL is replaced below)
+    const watchOnly = pageOption('watch');
     const r = new Room({
       // Capture at 720p so that simulcast carries three layers; everything else is livekit's default
       // unless the page's URL asks: ?adaptive=1 (adaptive stream: each tile gets the layer its size
@@ -153,7 +155,8 @@ async function join(roomName: string, name: string): Promise<void> {
     ui.call.hidden = false;
     refresh();
     try {
-      await r.localParticipant.enableCameraAndMicrophone();
+      if (watchOnly) await r.localParticipant.setMicrophoneEnabled(true);
+      else await r.localParticipant.enableCameraAndMicrophone();
     } catch (err) {
       showError(ui.callError, `Camera or microphone unavailable: ${errorText(err)}`);
     }
