@@ -24,6 +24,7 @@ def test_media_engine_public_names() -> None:
         "ice_link",
         "new_peer_connection",
         "offered_simulcast_layers",
+        "pc_closing",
         "prepare_answer",
         "restart_ice",
     ]
@@ -50,6 +51,7 @@ def test_session_layer_face() -> None:
         "ice_link",
         "media_rates",
         "new_peer_connection",
+        "pc_closing",
         "prepare_answer",
         "restart_ice",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import socket
 import threading
@@ -14,6 +15,7 @@ import aiortc.rtp
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
+from aiortc.exceptions import InvalidStateError
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
@@ -130,6 +132,30 @@ async def test_private_attributes_exist_on_real_objects() -> None:
         assert hasattr(connection, "stun_server") and hasattr(connection, "turn_server")
         assert not internals.send_rtp_sync(t.receiver.transport, b"\x80" * 12)  # not connected
     finally:
+        await pc.close()
+
+
+async def test_a_closing_peer_connection_is_told_while_its_public_states_lag() -> None:
+    """aiortc closes a PC by itself when the client closed DTLS; an offer being applied meanwhile sets
+    signalingState back from "closed", so only the private flag tells the negotiation why it failed."""
+    client, pc = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        client.addTransceiver("audio")
+        await client.setLocalDescription(await client.createOffer())
+        assert not internals.pc_closing(pc)
+        applying = asyncio.ensure_future(pc.setRemoteDescription(client.localDescription))
+        await asyncio.sleep(0)  # the offer is being applied when the close begins
+        closing = asyncio.ensure_future(pc.close())
+        await asyncio.sleep(0)
+        assert internals.pc_closing(pc) and pc.signalingState == "closed"
+        await applying
+        assert pc.signalingState == "have-remote-offer"  # set back by the offer
+        assert internals.pc_closing(pc)
+        with pytest.raises(InvalidStateError, match="RTCPeerConnection is closed"):
+            await pc.createAnswer()
+        await closing
+    finally:
+        await client.close()
         await pc.close()
 
 

@@ -14,6 +14,7 @@ from parley.sfu.media import (
     configure,
     ice_link,
     new_peer_connection,
+    pc_closing,
     prepare_answer,
     restart_ice,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ice_link",
     "media_rates",
     "new_peer_connection",
+    "pc_closing",
     "prepare_answer",
     "restart_ice",
 ]

@@ -24,7 +24,7 @@ feedback, a GCC-style estimator, allocation and probing). ICE restarts keep the 
 
 from parley.sfu.media.context import MediaContext
 from parley.sfu.media.down_track import DownTrack
-from parley.sfu.media.engine import configure, new_peer_connection
+from parley.sfu.media.engine import configure, new_peer_connection, pc_closing
 from parley.sfu.media.errors import IceRestartError
 from parley.sfu.media.ice_restart import IceLink, ice_link, restart_ice
 from parley.sfu.media.simulcast_sdp import offered_simulcast_layers, prepare_answer
@@ -43,6 +43,7 @@ __all__ = [
     "ice_link",
     "new_peer_connection",
     "offered_simulcast_layers",
+    "pc_closing",
     "prepare_answer",
     "restart_ice",
 ]

@@ -22,6 +22,10 @@ What is used, and why:
   TWCC feedback, but publishers get our REMB (``publisher_feedback.py``).
 - ``RTCDtlsTransport._handle_rtcp_data``: replaced per subscriber transport so TWCC feedback (RTPFB
   FMT=15, which aiortc would parse as a NACK) and REMB reach ``congestion.SubscriberCongestion``.
+- ``RTCPeerConnection._RTCPeerConnection__isClosed``: whether ``close()`` has begun. aiortc closes a
+  peer connection by itself when every DTLS transport got the remote's close_notify, and a
+  ``setRemoteDescription`` in flight then sets the signalling state back from "closed": only this
+  flag tells a negotiation that failed because the client left from one that failed on bad input.
 - ``aiortc.rtcpeerconnection.find_common_codecs``: replaced so that an answer always uses the offer's
   payload types (aiortc keeps its own PT for offered PTs outside 96..127, and Chrome puts VP9 profiles
   and AV1 at 35..63: the answer then declared one PT twice and Chrome rejected it) and VP9/AV1
@@ -542,6 +546,12 @@ def set_sender_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None
 
 # ---------------------------------------------------------------------------------------------------
 # synchronous send path
+
+
+def pc_closing(pc: aiortc.RTCPeerConnection) -> bool:
+    """``close()`` has begun (by us, or by aiortc itself once the remote closed every DTLS
+    transport); the public states can lag behind it."""
+    return bool(pc._RTCPeerConnection__isClosed)  # type: ignore[attr-defined]
 
 
 def transport_connected(transport: RTCDtlsTransport) -> bool:

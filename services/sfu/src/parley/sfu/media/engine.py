@@ -34,3 +34,9 @@ def new_peer_connection(context: MediaContext | None = None) -> RTCPeerConnectio
     if context is not None and context.network is not None:
         internals.scope_peer_connection(pc, context.network)
     return pc
+
+
+def pc_closing(pc: RTCPeerConnection) -> bool:
+    """``pc`` is closing or closed (by us, or by aiortc once the client closed its DTLS transport),
+    even while its public states still say otherwise."""
+    return internals.pc_closing(pc)
