@@ -45,10 +45,6 @@ SOURCES: dict[str, Path] = {
     rpcs.TESTS: ROOT / "tests",
 }
 
-UNCALLED = {"ReconcileNode", "ParticipantUpdated", "TrackUpdated"}
-"""Legacy room-state methods still served so the wire is unchanged, called by nothing: the SFU sends
-them inside ``Report`` now. Remove them (and this list) together."""
-
 PLANNED: set[str] = set()
 """Declared ahead of their service: nothing serves or calls them yet. The change that serves one
 adds its ``SERVES`` to ``SERVERS``, its source to ``SOURCES`` and removes it from here; from then on
@@ -76,7 +72,7 @@ def _references() -> dict[str, set[str]]:
 
 def test_the_table_is_every_rpc_declared() -> None:
     assert len(rpcs.ALL) == len(NAMES) == len({rpc.name for rpc in rpcs.ALL})
-    assert {*UNCALLED, *PLANNED, *AWAITING_WORKER} <= {rpc.name for rpc in rpcs.ALL}
+    assert {*PLANNED, *AWAITING_WORKER} <= {rpc.name for rpc in rpcs.ALL}
 
 
 @pytest.mark.parametrize("rpc", rpcs.ALL, ids=lambda r: r.name)
@@ -96,9 +92,7 @@ def test_servers_serve_only_declared_rpcs() -> None:
 
 @pytest.mark.parametrize("rpc", rpcs.ALL, ids=lambda r: r.name)
 def test_callers_are_the_declared_ones(rpc: Rpc[Any, Any]) -> None:
-    assert bool(rpc.callers) == (rpc.name not in UNCALLED), (
-        "nobody calls it: remove it, or declare its caller"
-    )
+    assert rpc.callers, "nobody calls it: remove it, or declare its caller"
     name = NAMES[id(rpc)]
     places = {place for place, names in REFERENCES.items() if name in names}
     if rpc.server not in rpc.callers:

@@ -63,8 +63,8 @@ class Rpc(Generic[Req, Resp]):
     server: str
     """The service that serves it (exactly one in the tree; see the one-server test)."""
     callers: tuple[str, ...] = ()
-    """Who calls it: services, ``tests`` for methods only tests still call; empty for the legacy
-    methods still served (the wire stays answered) that nothing calls any more."""
+    """Who calls it: services, ``tests`` for methods only tests still call. Never empty in the tree:
+    the contract tests refuse an RPC nothing calls (remove it instead)."""
     scope: Scope = Scope.NONE
     queue: str = ""
     """Queue group pattern ("" = one instance's own subject); may use ``{topic}``."""

@@ -129,30 +129,17 @@ REPORT: Rpc[rs.SfuReport, rs.ReconcileResult] = _room_state(
     "SFU state reports, applied once per (reporter, seq)",
     callers=(SFU,),
 )
-RECONCILE_NODE: Rpc[rs.NodeSessions, rs.ReconcileResult] = _room_state(
-    "ReconcileNode",
-    rs.NodeSessions,
-    rs.ReconcileResult,
-    "legacy, uncalled: a node's sessions (now inside Report)",
-    callers=(),
-)
 PARTICIPANT_ACTIVE: Rpc[rs.ParticipantActiveRequest, rs.Ack] = _room_state(
     "ParticipantActive", rs.ParticipantActiveRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
 )
 PARTICIPANT_LEFT: Rpc[rs.ParticipantLeftRequest, rs.Ack] = _room_state(
     "ParticipantLeft", rs.ParticipantLeftRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
 )
-PARTICIPANT_UPDATED: Rpc[rs.ParticipantUpdatedRequest, rs.Ack] = _room_state(
-    "ParticipantUpdated", rs.ParticipantUpdatedRequest, rs.Ack, "legacy unsequenced report", callers=()
-)
 TRACK_PUBLISHED: Rpc[rs.TrackPublishedRequest, rs.Ack] = _room_state(
     "TrackPublished", rs.TrackPublishedRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
 )
 TRACK_UNPUBLISHED: Rpc[rs.TrackUnpublishedRequest, rs.Ack] = _room_state(
     "TrackUnpublished", rs.TrackUnpublishedRequest, rs.Ack, "legacy unsequenced report", callers=(TESTS,)
-)
-TRACK_UPDATED: Rpc[rs.TrackUpdatedRequest, rs.Ack] = _room_state(
-    "TrackUpdated", rs.TrackUpdatedRequest, rs.Ack, "legacy unsequenced report", callers=()
 )
 
 # room-state: livekit.RoomService, with LiveKit's own messages ----------------------------------

@@ -63,13 +63,10 @@ class Handlers:
             bind(rpcs.LOCATE_PARTICIPANT, self.locate_participant),
             bind(rpcs.MOVE_ROOMS, self.move_rooms),
             bind(rpcs.REPORT, self.report),
-            bind(rpcs.RECONCILE_NODE, self.reconcile_node),
             bind(rpcs.PARTICIPANT_ACTIVE, self.participant_active),
             bind(rpcs.PARTICIPANT_LEFT, self.participant_left),
-            bind(rpcs.PARTICIPANT_UPDATED, self.participant_updated),
             bind(rpcs.TRACK_PUBLISHED, self.track_published),
             bind(rpcs.TRACK_UNPUBLISHED, self.track_unpublished),
-            bind(rpcs.TRACK_UPDATED, self.track_updated),
             bind(rpcs.CREATE_ROOM, self.create_room),
             bind(rpcs.LIST_ROOMS, self.list_rooms),
             bind(rpcs.DELETE_ROOM, self.delete_room),
@@ -152,20 +149,12 @@ class Handlers:
         await self._mutate(req.room_name, rooms.participant_left(req.participant_sid, req.reason))
         return pb.Ack()
 
-    async def participant_updated(self, req: pb.ParticipantUpdatedRequest) -> pb.Ack:
-        await self._mutate(req.room_name, rooms.participant_updated(req))
-        return pb.Ack()
-
     async def track_published(self, req: pb.TrackPublishedRequest) -> pb.Ack:
         await self._mutate(req.room_name, rooms.track_published(req.participant_sid, req.track))
         return pb.Ack()
 
     async def track_unpublished(self, req: pb.TrackUnpublishedRequest) -> pb.Ack:
         await self._mutate(req.room_name, rooms.track_unpublished(req.participant_sid, req.track_sid))
-        return pb.Ack()
-
-    async def track_updated(self, req: pb.TrackUpdatedRequest) -> pb.Ack:
-        await self._mutate(req.room_name, rooms.track_updated(req))
         return pb.Ack()
 
     # RoomService ------------------------------------------------------------------------------
