@@ -100,6 +100,23 @@ def test_bitrate_far_below_expected_degrades_a_down_track() -> None:
     assert steady(down, report(bps=50_000, expected=2_000_000)).quality == Q.POOR
 
 
+def test_a_down_track_paused_for_bandwidth_is_poor_at_once_and_recovers_when_it_flows() -> None:
+    down = TrackScorer(loss_weight("video"), upstream=False, score_bitrate=True)
+    steady(down, report(bps=1_000_000, expected=1_200_000))
+    paused = LinkReport(
+        fraction_lost=0.0,
+        jitter_ms=2.0,
+        rtt_ms=40.0,
+        bitrate_bps=0,
+        expected_bps=1_200_000,
+        bandwidth_paused=True,
+    )
+    down.update(paused, active=True)
+    assert down.quality == Q.POOR  # not the score it had before the pause (a silent track keeps that)
+    steady(down, report(bps=1_000_000, expected=1_200_000))
+    assert down.quality == Q.EXCELLENT
+
+
 def test_silent_up_track_that_should_flow_is_lost() -> None:
     scorer = steady(video_up(), report())
     dry = report(bps=0)

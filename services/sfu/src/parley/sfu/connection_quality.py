@@ -10,7 +10,9 @@ scale, a simplified E-model:
 * bitrate score (down tracks only; LiveKit's layer-distance stand-in) = 100 - 20 ln(expected /
   actual), GOOD at ~2.7x below the requested layer's bitrate, POOR at ~20x;
 * the lower of the two, smoothed (a drop moves 80 % of the way at once, a recovery 40 %) and floored
-  at 30 (POOR) while packets flow.
+  at 30 (POOR) while packets flow;
+* a down track its subscriber's stream allocator paused (the link cannot carry even the lowest
+  layer) is POOR at once, whatever its last score (LiveKit's farthest layer distance).
 
 Quality: score > 80 EXCELLENT, > 40 GOOD, > 20 POOR, else LOST; the score sent is LiveKit's MOS
 (1.0..4.5) of it. A track that should not flow (muted, disabled by its subscriber, switched off by
@@ -147,6 +149,9 @@ class TrackScorer:
         if not self.active:
             self.active, self.settling = True, True
         if report is None:
+            return
+        if report.bandwidth_paused:
+            self.score = min(self.score, POOR_ABOVE)
             return
         if self.settling:
             self.settling = False

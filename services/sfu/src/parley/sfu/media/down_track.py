@@ -316,6 +316,7 @@ class DownTrack:
             rtt_ms=rtt_ms if rtt_ms >= 0 else None,
             bitrate_bps=bitrate,
             expected_bps=expected,
+            bandwidth_paused=self._video and self._forwarder.allocated == NO_LAYER,
         )
 
     def close(self) -> None:

@@ -129,6 +129,9 @@ class LinkReport:
     expected_bps: int
     """What would have been sent at the requested layer without bandwidth limits (down), or the
     top layer's typical bitrate (up); 0 when unknown. Connection quality compares the two."""
+    bandwidth_paused: bool = False
+    """(down) The subscriber's stream allocator forwards no layer: its link cannot carry even the
+    lowest one."""
 
 
 class LinkStats(Protocol):
