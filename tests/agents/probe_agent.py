@@ -7,6 +7,9 @@ Env: LIVEKIT_URL / LIVEKIT_API_KEY / LIVEKIT_API_SECRET, and
   PROBE_CONNECT    "1": join the job's room (needs the SFU); else hold the job without joining
   PROBE_CAPACITY   jobs at which the worker reports load 1.0 (load = jobs / capacity; 10)
   PROBE_EXECUTOR   "thread" (default, cheap) or "process"
+  PROBE_IDLE       idle job executors kept warm (1). livekit-agents counts each job accepted but not
+                   yet running as load_threshold / PROBE_IDLE, so with 1 a worker without running
+                   jobs declines every other offer that arrives while one is pending
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ server = AgentServer(
     job_executor_type=JobExecutorType.PROCESS
     if os.environ.get("PROBE_EXECUTOR") == "process"
     else JobExecutorType.THREAD,
-    num_idle_processes=1,
+    num_idle_processes=int(os.environ.get("PROBE_IDLE", "1") or 1),
     # load by job count, not the default CPU load (a busy test machine would look full)
     load_fnc=lambda s: min(1.0, len(s.active_jobs) / CAPACITY),
     load_threshold=0.95,

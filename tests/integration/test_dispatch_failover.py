@@ -48,7 +48,7 @@ def workers(stack: Stack) -> Iterator[list[Any]]:
     }
     started = [
         harness.AgentWorker(
-            "probe_agent.py", name=f"share-{i}", env={"PROBE_CAPACITY": "40"}, **common
+            "probe_agent.py", name=f"share-{i}", env={"PROBE_CAPACITY": "40", "PROBE_IDLE": "4"}, **common
         ).start()
         for i in range(2)
     ]
@@ -104,7 +104,9 @@ async def test_workers_share_rooms_and_take_over(
         jobs = await poll_until(all_running, timeout=60, interval=0.3, message="a running job in every room")
         per_worker = Counter(job.state.worker_id for job in jobs.values())
         assert len(per_worker) == 2, per_worker
-        assert min(per_worker.values()) >= 3, per_worker  # shared, not all on one worker
+        # shared, not all on one worker; an even split is not expected: a worker with no running job
+        # declines offers while its first one is pending (livekit-agents: PROBE_IDLE in probe_agent)
+        assert min(per_worker.values()) >= 2, per_worker
         started = {e.job.id for e in events if e.event == "agent_job_started"}
         assert {j.id for j in jobs.values()} <= started
 

@@ -105,8 +105,12 @@ async def test_sfu_metrics_with_a_real_publisher_and_subscriber(make_stack: Any,
             interval=0.5,
             message="RTT and jitter histograms",
         )
-        later = await scrape(port)
-        assert total(later, "livekit_packet_total", direction="incoming", **node) > incoming  # still growing
+
+        async def still_growing() -> bool:  # the histograms may already be there a moment later
+            later = await scrape(port)
+            return total(later, "livekit_packet_total", direction="incoming", **node) > incoming
+
+        await poll_until(still_growing, timeout=10, interval=0.2, message="incoming packets still counted")
     finally:
         stop_file.touch()
         result = await session

@@ -73,6 +73,7 @@ class NetNamespace:
             self.host_link = f"{LINK_PREFIX}{self.index}"
             self._loss = {"down": 0.0, "up": 0.0}
             self._udp_blocked = False
+            self._started: list[subprocess.Popen[bytes]] = []
             _open.add(self)
             try:
                 self._create()
@@ -107,7 +108,12 @@ class NetNamespace:
             self._delete()
 
     def _delete(self) -> None:
-        """The link goes first: a namespace with processes still inside outlives ``netns del``."""
+        """The link goes first: a namespace with processes still inside outlives ``netns del``.
+        What ``popen`` started is killed by its pid too: one started a moment ago may not have
+        entered the namespace yet (``ip netns pids`` misses it)."""
+        for started in self._started:
+            if started.poll() is None:
+                started.kill()
         for pid in _cmd("ip", "netns", "pids", self.name, check=False).split():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
@@ -143,7 +149,9 @@ class NetNamespace:
 
     def popen(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         """``subprocess.Popen`` inside; ``close()`` kills it if it still runs."""
-        return subprocess.Popen([*self.prefix, *cmd], **kwargs)
+        started = subprocess.Popen([*self.prefix, *cmd], **kwargs)
+        self._started.append(started)
+        return started
 
     def ip(self, *args: str) -> str:
         return _cmd("ip", "-n", self.name, *args)
