@@ -43,8 +43,7 @@ class SfuSection(Section):
     more before the node closes them. A second signal ends the drain at once."""
     resume_window: float = Field(default=15.0, ge=0)
     """Seconds a participant whose signalling connection closed without a leave stays in the room,
-    media flowing, waiting for the client to resume (reconnect=1) through any edge, counted from
-    the close and again from when its media transport goes down (it stays while that is up); 0 disables
+    media flowing, waiting for the client to resume (reconnect=1) through any edge; 0 disables
     resuming (clients are told to rejoin, and the participant leaves at once with SIGNAL_CLOSE)."""
     report_retry_max: float = Field(default=2.0, gt=0)
     """Longest pause, in seconds, between retries of a change report room-state did not take

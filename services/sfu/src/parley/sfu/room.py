@@ -31,8 +31,6 @@ from parley.sfu.state_reporter import StateReporter
 
 log = get_logger("parley.sfu.room")
 PC_CLOSE_TIMEOUT_S = 5.0
-MEDIA_WATCH_S = 1.0
-"""How often a participant kept past its resume window for its live media is looked at again."""
 """``aclose`` waits this long for its participants' peer connections to finish closing."""
 T = TypeVar("T")
 Job = Callable[[], Awaitable[Any]]
@@ -231,11 +229,9 @@ class Room:
     # -- signalling continuity (resume) -----------------------------------------------------------
     async def signal_lost(self, p: Participant) -> None:
         """Its signalling connection closed without a leave: keep the session (media and data keep
-        flowing) while its media transport is up and for ``sfu.resume_window`` seconds after (at
-        least that long after the close) for the client to resume through any edge; frames
+        flowing) for ``sfu.resume_window`` seconds for the client to resume through any edge; frames
         meanwhile are dropped (the client re-syncs on resume). A participant that never connected
-        media, or a node with resuming off, removes it at once (SIGNAL_CLOSE); one whose client
-        closed its peer connection goes when the window ends."""
+        media, or a node with resuming off, removes it at once (SIGNAL_CLOSE)."""
         window = self.host.config.sfu.resume_window
         if p.closed:
             return
@@ -252,15 +248,6 @@ class Room:
 
     async def _resume_deadline(self, p: Participant, connection_id: str, window: float) -> None:
         await asyncio.sleep(window)
-        if self.media_up(p):
-            log.info("no resume yet; kept while its media is up", room=self.name, participant=p.sid)
-            # polled: aiortc and aioice do not tell every way a transport ends (consent, a close)
-            while self.media_up(p):
-                if p.closed or p.connection_id != connection_id:
-                    return  # resumed or gone meanwhile
-                await asyncio.sleep(MEDIA_WATCH_S)
-            if not self.media_closed(p):
-                await asyncio.sleep(window)  # went down: the window starts again (ICE restart, resume)
 
         async def expire() -> None:
             if not p.closed and p.signal_lost_at is not None and p.connection_id == connection_id:
@@ -364,19 +351,6 @@ class Room:
                 self.submit(lambda: self._activate(p))
             elif state == "failed":
                 self.submit(lambda: self._media_failed(p, pc))
-
-    def _primary_pc(self, p: Participant) -> RTCPeerConnection | None:
-        return p.sub_pc if p.subscriber_primary else p.pub_pc
-
-    def media_up(self, p: Participant) -> bool:
-        """Its primary peer connection carries traffic now."""
-        pc = self._primary_pc(p)
-        return pc is not None and not engine.pc_closing(pc) and engine.ice_link(pc).state == "connected"
-
-    def media_closed(self, p: Participant) -> bool:
-        """Its primary peer connection is gone for good (closed by the client or by us)."""
-        pc = self._primary_pc(p)
-        return pc is None or engine.pc_closing(pc) or engine.ice_link(pc).state == "closed"
 
     async def _media_failed(self, p: Participant, pc: RTCPeerConnection) -> None:
         """The media path died (consent checks failed). A connected participant gets
