@@ -3,6 +3,7 @@ room-state with the sessions really connected.
 
 - room-state or Valkey down while participants leave: the SFU retries its reports until they land
   (in order, applied once), so ListParticipants drops them and each gets one ``participant_left``.
+- a single Valkey restarted while a join and a CreateRoom are made: both wait and succeed late.
 - an edge SIGKILLed: the SFU's edge probes notice, its participants wait ``sfu.resume_window`` and
   leave with SIGNAL_CLOSE.
 - an SFU SIGKILLed, a join in the seconds before node loss: the join is rolled back
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from livekit import rtc
+from livekit import api, rtc
 from livekit.protocol import models
 from livekit.protocol import room as lk
 
@@ -227,6 +228,45 @@ async def test_leaves_during_a_room_state_outage_land_once(
     finally:
         for peer in peers:
             await peer.leave()
+        await bus.aclose()
+
+
+VALKEY_OUTAGE_S = 3.0
+"""How long the single Valkey server stays down while a join and a RoomService call are made."""
+
+
+async def test_a_join_and_an_api_call_during_a_valkey_restart_succeed_late(
+    make_stack: Callable[..., Stack],
+) -> None:
+    """A single Valkey (no Sentinel) restarted: a join and a CreateRoom made while it is down wait for
+    it (room-state's Redis retry, ``redis.failover_wait``) and succeed once it is back, not fail."""
+    stack, bus = await _stack_and_bus(make_stack)
+    room = f"truth-{uuid.uuid4().hex[:8]}"
+    early = await _join(stack, stack.ws_url, room, "early", publish=False)
+    client = api.LiveKitAPI(stack.http_url, stack.api_key, stack.api_secret)
+    late: Peer | None = None
+    try:
+        assert stack.valkey is not None
+        stack.valkey.stop()
+        joining = asyncio.create_task(_join(stack, stack.ws_url, room, "late", publish=False))
+        creating = asyncio.create_task(client.room.create_room(api.CreateRoomRequest(name=f"{room}-b")))
+        await asyncio.sleep(VALKEY_OUTAGE_S)
+        for task in (joining, creating):
+            if task.done():
+                task.result()  # a failure during the outage fails the test here
+        assert not joining.done(), "the join completed while Valkey was down"
+        stack.valkey.start()
+        back = time.monotonic()
+        late = await asyncio.wait_for(joining, 30)
+        created = await asyncio.wait_for(creating, 30)
+        print(f"join and CreateRoom answered {time.monotonic() - back:.2f}s after Valkey was back")
+        assert created.name == f"{room}-b"
+        await poll_until(lambda: _listed_is(bus, room, {"early", "late"}), timeout=RECOVER_WITHIN_S)
+    finally:
+        for peer in (early, late):
+            if peer is not None:
+                await peer.leave()
+        await client.aclose()
         await bus.aclose()
 
 
