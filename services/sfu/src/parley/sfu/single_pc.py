@@ -50,8 +50,9 @@ async def handle_offer(room: Room, p: Participant, offer: rtc.SessionDescription
     except NegotiationError as exc:
         pc = p.pub_pc
         # aiortc closes a PC whose client sent DTLS close_notify by itself; its public states lag
-        # (a setRemoteDescription in flight even sets signalingState back from "closed")
-        if pc is not None and (pc.connectionState == "closed" or engine.pc_closing(pc)):
+        # (a setRemoteDescription in flight even sets signalingState back from "closed"), its
+        # closing flag does not (set first, never cleared: it covers a closed PC too)
+        if pc is not None and engine.pc_closing(pc):
             # the client closed its side (DTLS close_notify) while leaving: its WebSocket close ends it
             log.info("offer on a closed peer connection ignored", participant=p.sid)
             return
