@@ -107,6 +107,8 @@ async def test_refusals_before_upgrade(stack: Stack, http: aiohttp.ClientSession
         ({"Authorization": f"Bearer {bad}"}, 401),
         ({"Authorization": f"Bearer {token(stack, room_join=False)}"}, 401),
         ({"Authorization": f"Bearer {token(stack, identity='')}"}, 400),
+        ({"Authorization": f"Bearer {token(stack, identity='i' * 257)}"}, 400),
+        ({"Authorization": f"Bearer {token(stack, room='r' * 257)}"}, 400),
         ({}, 401),
     ]
     for headers, status in cases:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from livekit.protocol import models, rtc
 
+from parley.auth import Claims, VideoGrant
 from parley.signaling.rtc import limits
 
 pytestmark = pytest.mark.unit
@@ -65,3 +66,41 @@ def test_empty_frames_a_few_pass_a_burst_does_not_and_time_refills() -> None:
     assert guard.allow() and guard.allow() and not guard.allow()
     now[0] += 100.0  # never more than the burst
     assert sum(guard.allow() for _ in range(10)) == 5
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        (
+            Claims(identity="é" * 129, video=VideoGrant(room="r")),
+            "participant identity length exceeds limits",
+        ),
+        (Claims(identity="a", video=VideoGrant(room="r" * 257)), "room name length exceeds limits"),
+        (
+            Claims(identity="a", name="n" * 257, video=VideoGrant(room="r")),
+            "participant name length exceeds limits",
+        ),
+        (
+            Claims(identity="a", metadata="m" * (512 * 1024 + 1), video=VideoGrant(room="r")),
+            "metadata size exceeds limits",
+        ),
+        (
+            Claims(identity="a", attributes={"k": "v" * (64 * 1024)}, video=VideoGrant(room="r")),
+            "attributes size exceeds limits",
+        ),
+    ],
+)
+def test_a_join_token_over_a_limit_is_refused_with_the_field_named(claims: Claims, message: str) -> None:
+    breach = limits.join_breach(claims)
+    assert breach is not None and breach.startswith(message)
+
+
+def test_a_join_token_at_the_limits_passes() -> None:
+    claims = Claims(
+        identity="i" * 256,
+        name="n" * 256,
+        metadata="m" * (512 * 1024),
+        attributes={"k": "v" * 1000},
+        video=VideoGrant(room="r" * 256),
+    )
+    assert limits.join_breach(claims) is None

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 
 from livekit.protocol import rtc
 
-from parley.signaling.api.limits import MAX_ATTRIBUTES_BYTES, MAX_METADATA_BYTES
+from parley.auth import Claims
+from parley.signaling.api.limits import (
+    MAX_ATTRIBUTES_BYTES,
+    MAX_IDENTITY_BYTES,
+    MAX_METADATA_BYTES,
+    MAX_ROOM_NAME_BYTES,
+)
 
 MAX_NAME_BYTES = 256
 """LiveKit ``limit.max_participant_name_length``; also applied to track names."""
@@ -44,6 +50,22 @@ def _metadata_breach(update: rtc.UpdateParticipantMetadata) -> str | None:
         return "exceeds metadata size limit"
     if sum(_size(k) + _size(v) for k, v in update.attributes.items()) > MAX_ATTRIBUTES_BYTES:
         return "exceeds attributes size limit"
+    return None
+
+
+def join_breach(claims: Claims) -> str | None:
+    """Why a join token's room, identity, name, metadata or attributes are over LiveKit's limits
+    (answered 400 before the upgrade, as LiveKit's ``validateInternal`` does), or None."""
+    if _size(claims.video.room) > MAX_ROOM_NAME_BYTES:
+        return f"room name length exceeds limits: max length {MAX_ROOM_NAME_BYTES} bytes"
+    if _size(claims.identity) > MAX_IDENTITY_BYTES:
+        return f"participant identity length exceeds limits: max length {MAX_IDENTITY_BYTES} bytes"
+    if _size(claims.name) > MAX_NAME_BYTES:
+        return f"participant name length exceeds limits: max length {MAX_NAME_BYTES} bytes"
+    if _size(claims.metadata) > MAX_METADATA_BYTES:
+        return f"metadata size exceeds limits: max size {MAX_METADATA_BYTES} bytes"
+    if sum(_size(k) + _size(v) for k, v in claims.attributes.items()) > MAX_ATTRIBUTES_BYTES:
+        return f"attributes size exceeds limits: max size {MAX_ATTRIBUTES_BYTES} bytes"
     return None
 
 

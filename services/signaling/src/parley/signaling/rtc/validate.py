@@ -9,6 +9,7 @@ from parley.auth import AuthError, Claims, bearer_token
 from parley.bus import BusError, rpcs
 from parley.signaling.edge import Edge
 from parley.signaling.rtc.errors import BadRequest, RoomNotFound, RtcError, Unauthorized
+from parley.signaling.rtc.limits import join_breach
 
 
 def token_of(request: web.Request) -> str | None:
@@ -31,6 +32,9 @@ def authorize(request: web.Request, edge: Edge) -> Claims:
         raise BadRequest("participant identity cannot be empty")
     if not claims.video.room:
         raise BadRequest("room name cannot be empty")
+    breach = join_breach(claims)
+    if breach is not None:
+        raise BadRequest(breach)
     return claims
 
 
