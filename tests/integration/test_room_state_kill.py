@@ -1,4 +1,5 @@
-"""One of two room-state instances SIGKILLed under official-SDK load goes unnoticed.
+"""room-state SIGKILLed under official-SDK load: one of two instances goes unnoticed, and the only
+instance restarted delays calls without failing any.
 
 ``livekit-api`` RoomService calls (CreateRoom, ListRooms, ListParticipants) and Python ``livekit`` SDK
 participants joining and leaving run in loops against one edge while room-state-1 is killed: no
@@ -108,6 +109,80 @@ async def test_killing_one_of_two_room_state_instances_fails_no_call(
         try:
             rooms = {r.name for r in (await client.room.list_rooms(api.ListRoomsRequest())).rooms}
             created = {name for a in apis for name in a.created}
+            assert created <= rooms, f"rooms lost: {created - rooms}"
+
+            async def only_stayer() -> bool:
+                resp = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+                return [(p.identity, p.sid) for p in resp.participants] == [("stayer", sid)]
+
+            await poll_until(only_stayer, timeout=20, message="the stayer alone is listed, same sid")
+        finally:
+            await client.aclose()
+    finally:
+        for loop in loops:
+            loop.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await load.leave(stayer)
+
+
+OUTAGE_S = 1.0
+"""How long the only room-state instance stays dead before a new process starts (``parley dev``
+waits 0.5 s before its first restart); the new process then takes ~3 s to answer."""
+
+
+async def test_killing_the_only_room_state_instance_delays_calls_and_fails_none(
+    make_stack: Callable[..., Stack],
+) -> None:
+    """With one instance, calls and joins made while it is dead wait (the edge retries a shared
+    subject with no responder for ``signaling.responder_wait``, 10 s) and succeed once it is back;
+    those in flight at the kill are asked again (``Rpc.idempotent``)."""
+    stack = make_stack(services=SERVICES)
+    key, secret = stack.api_key, stack.api_secret
+    room = f"kill1-{uuid.uuid4().hex[:6]}"
+    stayer = await load.join(stack.ws_url, key, secret, room, "stayer")
+    sid = stayer.local_participant.sid
+    apis = [load.ApiLoad(stack.http_url, key, secret, room, f"{room}-api{i}") for i in range(4)]
+    joins = [load.JoinLoop(stack.ws_url, key, secret, room, f"j{i}", stay=0.3) for i in range(2)]
+    loops = [*apis, *joins]
+    tasks = [asyncio.create_task(loop.run()) for loop in loops]
+    try:
+        await poll_until(
+            lambda: all(len([c for c in loop.record.calls if c.ok]) >= 2 for loop in loops),
+            timeout=60,
+            message="every loop runs",
+        )
+        stack.kill("room-state")
+        killed = time.monotonic()
+        await asyncio.sleep(OUTAGE_S)
+        restarting = time.monotonic()  # no room-state process exists before this moment
+        await asyncio.to_thread(stack.restart, "room-state")
+        back = time.monotonic()
+
+        def past_the_restart() -> bool:
+            return all(len([c for c in loop.record.calls if c.started >= back]) >= 2 for loop in loops)
+
+        await poll_until(past_the_restart, timeout=60, message="every loop carries on after the restart")
+        for loop in loops:
+            loop.stop()
+        await asyncio.gather(*tasks)
+
+        failed = [c for loop in loops for c in loop.record.failed()]
+        assert failed == [], f"calls failed around the outage: {failed}"
+        waited = [c for loop in loops for c in loop.record.spanning(killed) if c.started < restarting]
+        assert {c.kind for c in waited} >= {"join"}, f"no join was made during the outage: {waited}"
+        # (a call in flight at the kill may have had its answer already: only later ones must wait)
+        early = [c for c in waited if killed <= c.started and c.ended < restarting and c.kind != "leave"]
+        assert early == [], f"answered while no room-state process existed: {early}"
+        slowest = max(waited, key=lambda c: c.ended - c.started)
+        print(
+            f"\nsingle room-state kill: {len(waited)} calls made or in flight while it was dead "
+            f"(restart answered {back - killed:.2f}s after the kill), none failed; slowest {slowest.kind} {slowest.ended - slowest.started:.2f}s"
+        )
+
+        client = api.LiveKitAPI(stack.http_url, key, secret)
+        try:
+            created = {name for a in apis for name in a.created}
+            rooms = {r.name for r in (await client.room.list_rooms(api.ListRoomsRequest())).rooms}
             assert created <= rooms, f"rooms lost: {created - rooms}"
 
             async def only_stayer() -> bool:

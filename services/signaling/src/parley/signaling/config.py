@@ -26,9 +26,10 @@ class SignalingSection(Section):
     )
     """Services that must answer before GET / and /readyz say ready (503 until then); the SFU
     also needs a heartbeat room-state has seen. turn-alloc counts only when turn.enabled."""
-    responder_wait: float = Field(default=5.0, ge=0)
+    responder_wait: float = Field(default=10.0, ge=0)
     """Seconds an edge request to room-state or dispatch waits for an instance to answer (one
-    restarting) before the client gets 503 (then the request's own timeout); 0 = at once."""
+    restarting: a cold start is ~3 s on a loaded 2-core machine, plus a supervisor's backoff)
+    before the client gets 503 (then the request's own timeout); 0 = at once."""
 
 
 class SignalingConfig(ParleyConfig):
