@@ -200,6 +200,13 @@ PERFORM_RPC: Rpc[lk.PerformRpcRequest, lk.PerformRpcResponse] = _room_state(
     "forwarded to the hosting node",
     callers=(SIGNALING,),
 )
+TAP_TRACK: Rpc[node.TapRequest, node.TapResponse] = _room_state(
+    "TapTrack",
+    node.TapRequest,
+    node.TapResponse,
+    "egress: a plain-RTP copy of a track, forwarded to the hosting node as RoomCommand.tap",
+    callers=(EGRESS_WORKER,),
+)
 
 # sfu: one node's subjects ----------------------------------------------------------------------
 SESSION_START: Rpc[relay.StartSessionRequest, relay.StartSessionResponse] = _sfu(

@@ -26,7 +26,7 @@ from livekit.protocol import models as livekit__models__pb2
 from livekit.protocol import room as livekit__room__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18parley/sfu/v1/node.proto\x12\rparley.sfu.v1\x1a\x14livekit_models.proto\x1a\x12livekit_room.proto\"\xe2\x01\n\tNodeStats\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0c\n\x04load\x18\x03 \x01(\x01\x12\x11\n\tnum_rooms\x18\x04 \x01(\x05\x12\x18\n\x10num_participants\x18\x05 \x01(\x05\x12\x15\n\rnum_tracks_in\x18\x06 \x01(\x05\x12\x16\n\x0enum_tracks_out\x18\x07 \x01(\x05\x12\x12\n\nstarted_at\x18\x08 \x01(\x03\x12\x12\n\nupdated_at\x18\t \x01(\x03\x12\x10\n\x08\x64raining\x18\n \x01(\x08\x12\x10\n\x08\x63pu_load\x18\x0b \x01(\x01\"\x88\x04\n\x0bRoomCommand\x12\x11\n\troom_name\x18\x01 \x01(\t\x12>\n\x12remove_participant\x18\x02 \x01(\x0b\x32 .livekit.RoomParticipantIdentityH\x00\x12=\n\x14mute_published_track\x18\x03 \x01(\x0b\x32\x1d.livekit.MuteRoomTrackRequestH\x00\x12?\n\x12update_participant\x18\x04 \x01(\x0b\x32!.livekit.UpdateParticipantRequestH\x00\x12\x43\n\x14update_subscriptions\x18\x05 \x01(\x0b\x32#.livekit.UpdateSubscriptionsRequestH\x00\x12-\n\tsend_data\x18\x06 \x01(\x0b\x32\x18.livekit.SendDataRequestH\x00\x12$\n\x0bupdate_room\x18\x07 \x01(\x0b\x32\r.livekit.RoomH\x00\x12\x31\n\x0b\x64\x65lete_room\x18\x08 \x01(\x0b\x32\x1a.livekit.DeleteRoomRequestH\x00\x12\x31\n\x0bperform_rpc\x18\t \x01(\x0b\x32\x1a.livekit.PerformRpcRequestH\x00\x12\x1b\n\x13participant_version\x18\n \x01(\rB\t\n\x07\x63ommand\"\x8f\x01\n\x11RoomCommandResult\x12-\n\x0bparticipant\x18\x01 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12!\n\x05track\x18\x02 \x01(\x0b\x32\x12.livekit.TrackInfo\x12(\n\x03rpc\x18\x03 \x01(\x0b\x32\x1b.livekit.PerformRpcResponse\"*\n\x08NodeLost\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05rooms\x18\x02 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18parley/sfu/v1/node.proto\x12\rparley.sfu.v1\x1a\x14livekit_models.proto\x1a\x12livekit_room.proto\"\xe2\x01\n\tNodeStats\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0c\n\x04load\x18\x03 \x01(\x01\x12\x11\n\tnum_rooms\x18\x04 \x01(\x05\x12\x18\n\x10num_participants\x18\x05 \x01(\x05\x12\x15\n\rnum_tracks_in\x18\x06 \x01(\x05\x12\x16\n\x0enum_tracks_out\x18\x07 \x01(\x05\x12\x12\n\nstarted_at\x18\x08 \x01(\x03\x12\x12\n\nupdated_at\x18\t \x01(\x03\x12\x10\n\x08\x64raining\x18\n \x01(\x08\x12\x10\n\x08\x63pu_load\x18\x0b \x01(\x01\"\xb2\x04\n\x0bRoomCommand\x12\x11\n\troom_name\x18\x01 \x01(\t\x12>\n\x12remove_participant\x18\x02 \x01(\x0b\x32 .livekit.RoomParticipantIdentityH\x00\x12=\n\x14mute_published_track\x18\x03 \x01(\x0b\x32\x1d.livekit.MuteRoomTrackRequestH\x00\x12?\n\x12update_participant\x18\x04 \x01(\x0b\x32!.livekit.UpdateParticipantRequestH\x00\x12\x43\n\x14update_subscriptions\x18\x05 \x01(\x0b\x32#.livekit.UpdateSubscriptionsRequestH\x00\x12-\n\tsend_data\x18\x06 \x01(\x0b\x32\x18.livekit.SendDataRequestH\x00\x12$\n\x0bupdate_room\x18\x07 \x01(\x0b\x32\r.livekit.RoomH\x00\x12\x31\n\x0b\x64\x65lete_room\x18\x08 \x01(\x0b\x32\x1a.livekit.DeleteRoomRequestH\x00\x12\x31\n\x0bperform_rpc\x18\t \x01(\x0b\x32\x1a.livekit.PerformRpcRequestH\x00\x12(\n\x03tap\x18\x0b \x01(\x0b\x32\x19.parley.sfu.v1.TapRequestH\x00\x12\x1b\n\x13participant_version\x18\n \x01(\rB\t\n\x07\x63ommand\"\xb8\x01\n\x11RoomCommandResult\x12-\n\x0bparticipant\x18\x01 \x01(\x0b\x32\x18.livekit.ParticipantInfo\x12!\n\x05track\x18\x02 \x01(\x0b\x32\x12.livekit.TrackInfo\x12(\n\x03rpc\x18\x03 \x01(\x0b\x32\x1b.livekit.PerformRpcResponse\x12\'\n\x03tap\x18\x04 \x01(\x0b\x32\x1a.parley.sfu.v1.TapResponse\"l\n\nTapRequest\x12\x11\n\troom_name\x18\x01 \x01(\t\x12\x11\n\ttrack_sid\x18\x02 \x01(\t\x12\x0e\n\x06tap_id\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\r\x12\x0c\n\x04stop\x18\x06 \x01(\x08\"\xe3\x01\n\x0bTapResponse\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\x14\n\x0cpayload_type\x18\x02 \x01(\r\x12\x12\n\nclock_rate\x18\x03 \x01(\r\x12\x10\n\x08\x63hannels\x18\x04 \x01(\r\x12\x0c\n\x04\x66mtp\x18\x05 \x01(\t\x12\x0c\n\x04ssrc\x18\x06 \x01(\r\x12\x13\n\x0bsource_host\x18\x07 \x01(\t\x12\x13\n\x0bsource_port\x18\x08 \x01(\r\x12!\n\x05track\x18\t \x01(\x0b\x32\x12.livekit.TrackInfo\x12\x1c\n\x14participant_identity\x18\n \x01(\t\"*\n\x08NodeLost\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05rooms\x18\x02 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODESTATS']._serialized_start=86
   _globals['_NODESTATS']._serialized_end=312
   _globals['_ROOMCOMMAND']._serialized_start=315
-  _globals['_ROOMCOMMAND']._serialized_end=835
-  _globals['_ROOMCOMMANDRESULT']._serialized_start=838
-  _globals['_ROOMCOMMANDRESULT']._serialized_end=981
-  _globals['_NODELOST']._serialized_start=983
-  _globals['_NODELOST']._serialized_end=1025
+  _globals['_ROOMCOMMAND']._serialized_end=877
+  _globals['_ROOMCOMMANDRESULT']._serialized_start=880
+  _globals['_ROOMCOMMANDRESULT']._serialized_end=1064
+  _globals['_TAPREQUEST']._serialized_start=1066
+  _globals['_TAPREQUEST']._serialized_end=1174
+  _globals['_TAPRESPONSE']._serialized_start=1177
+  _globals['_TAPRESPONSE']._serialized_end=1404
+  _globals['_NODELOST']._serialized_start=1406
+  _globals['_NODELOST']._serialized_end=1448
 # @@protoc_insertion_point(module_scope)

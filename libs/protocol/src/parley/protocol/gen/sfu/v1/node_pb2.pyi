@@ -87,6 +87,7 @@ class RoomCommand(_message.Message):
     UPDATE_ROOM_FIELD_NUMBER: _builtins.int
     DELETE_ROOM_FIELD_NUMBER: _builtins.int
     PERFORM_RPC_FIELD_NUMBER: _builtins.int
+    TAP_FIELD_NUMBER: _builtins.int
     PARTICIPANT_VERSION_FIELD_NUMBER: _builtins.int
     room_name: _builtins.str
     participant_version: _builtins.int
@@ -115,6 +116,12 @@ class RoomCommand(_message.Message):
         response_timeout_ms.
         """
 
+    @_builtins.property
+    def tap(self) -> Global___TapRequest:
+        """Start or stop a plain-RTP copy of one published track (egress workers, via room-state's
+        TapTrack).
+        """
+
     def __init__(
         self,
         *,
@@ -127,13 +134,14 @@ class RoomCommand(_message.Message):
         update_room: _livekit_models_pb2.Room | None = ...,
         delete_room: _livekit_room_pb2.DeleteRoomRequest | None = ...,
         perform_rpc: _livekit_room_pb2.PerformRpcRequest | None = ...,
+        tap: Global___TapRequest | None = ...,
         participant_version: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "perform_rpc", b"perform_rpc", "remove_participant", b"remove_participant", "send_data", b"send_data", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "perform_rpc", b"perform_rpc", "remove_participant", b"remove_participant", "send_data", b"send_data", "tap", b"tap", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "participant_version", b"participant_version", "perform_rpc", b"perform_rpc", "remove_participant", b"remove_participant", "room_name", b"room_name", "send_data", b"send_data", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "delete_room", b"delete_room", "mute_published_track", b"mute_published_track", "participant_version", b"participant_version", "perform_rpc", b"perform_rpc", "remove_participant", b"remove_participant", "room_name", b"room_name", "send_data", b"send_data", "tap", b"tap", "update_participant", b"update_participant", "update_room", b"update_room", "update_subscriptions", b"update_subscriptions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["remove_participant", "mute_published_track", "update_participant", "update_subscriptions", "send_data", "update_room", "delete_room", "perform_rpc"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["remove_participant", "mute_published_track", "update_participant", "update_subscriptions", "send_data", "update_room", "delete_room", "perform_rpc", "tap"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 
@@ -146,26 +154,128 @@ class RoomCommandResult(_message.Message):
     PARTICIPANT_FIELD_NUMBER: _builtins.int
     TRACK_FIELD_NUMBER: _builtins.int
     RPC_FIELD_NUMBER: _builtins.int
+    TAP_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def participant(self) -> _livekit_models_pb2.ParticipantInfo: ...
     @_builtins.property
     def track(self) -> _livekit_models_pb2.TrackInfo: ...
     @_builtins.property
     def rpc(self) -> _livekit_room_pb2.PerformRpcResponse: ...
+    @_builtins.property
+    def tap(self) -> Global___TapResponse: ...
     def __init__(
         self,
         *,
         participant: _livekit_models_pb2.ParticipantInfo | None = ...,
         track: _livekit_models_pb2.TrackInfo | None = ...,
         rpc: _livekit_room_pb2.PerformRpcResponse | None = ...,
+        tap: Global___TapResponse | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant", "rpc", b"rpc", "track", b"track"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant", "rpc", b"rpc", "tap", b"tap", "track", b"track"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant", "rpc", b"rpc", "track", b"track"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant", "rpc", b"rpc", "tap", b"tap", "track", b"track"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomCommandResult: _TypeAlias = RoomCommandResult  # noqa: Y015
+
+@_typing.final
+class TapRequest(_message.Message):
+    """egress worker -> room-state TapTrack -> the node hosting the room (RoomCommand.tap).
+    The node sends plain (unencrypted) RTP of the track to host:port from one UDP socket of its own
+    (bound to sfu.tap_bind_host) and reads RTCP sent back to that socket: PLI/FIR ask the publisher
+    for a keyframe, NACK is answered from the packet cache, any RTCP (receiver reports, sent by the
+    receiver every second) keeps the tap alive; a tap with no RTCP for 5 s ends. Video is pinned to
+    the highest layer available (simulcast switches munged into one stream: one SSRC, continuous
+    sequence numbers and timestamps). A muted track sends nothing; an unpublished track (or a room
+    that leaves the node) sends an RTCP BYE and ends the tap. One tap per (track_sid, tap_id).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_NAME_FIELD_NUMBER: _builtins.int
+    TRACK_SID_FIELD_NUMBER: _builtins.int
+    TAP_ID_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    STOP_FIELD_NUMBER: _builtins.int
+    room_name: _builtins.str
+    track_sid: _builtins.str
+    tap_id: _builtins.str
+    """The tap's owner (the egress id); with track_sid it names the tap."""
+    host: _builtins.str
+    """Where RTP goes (the worker's socket); RTCP is sent and read on the same port (rtcp-mux)."""
+    port: _builtins.int
+    stop: _builtins.bool
+    """Stop the tap (answered with an empty TapResponse; stopping an unknown tap is not an error)."""
+    def __init__(
+        self,
+        *,
+        room_name: _builtins.str = ...,
+        track_sid: _builtins.str = ...,
+        tap_id: _builtins.str = ...,
+        host: _builtins.str = ...,
+        port: _builtins.int = ...,
+        stop: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "port", b"port", "room_name", b"room_name", "stop", b"stop", "tap_id", b"tap_id", "track_sid", b"track_sid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TapRequest: _TypeAlias = TapRequest  # noqa: Y015
+
+@_typing.final
+class TapResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    PAYLOAD_TYPE_FIELD_NUMBER: _builtins.int
+    CLOCK_RATE_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    FMTP_FIELD_NUMBER: _builtins.int
+    SSRC_FIELD_NUMBER: _builtins.int
+    SOURCE_HOST_FIELD_NUMBER: _builtins.int
+    SOURCE_PORT_FIELD_NUMBER: _builtins.int
+    TRACK_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_IDENTITY_FIELD_NUMBER: _builtins.int
+    mime_type: _builtins.str
+    """e.g. "audio/opus", "video/VP8", "video/H264" (the published codec: never transcoded)."""
+    payload_type: _builtins.int
+    """The payload type, clock rate and channels of the RTP the tap sends, and its fmtp line."""
+    clock_rate: _builtins.int
+    channels: _builtins.int
+    fmtp: _builtins.str
+    ssrc: _builtins.int
+    """The SSRC of the tapped stream (one, whatever layer is forwarded)."""
+    source_host: _builtins.str
+    """The node's socket RTP comes from; RTCP goes there."""
+    source_port: _builtins.int
+    participant_identity: _builtins.str
+    @_builtins.property
+    def track(self) -> _livekit_models_pb2.TrackInfo: ...
+    def __init__(
+        self,
+        *,
+        mime_type: _builtins.str = ...,
+        payload_type: _builtins.int = ...,
+        clock_rate: _builtins.int = ...,
+        channels: _builtins.int = ...,
+        fmtp: _builtins.str = ...,
+        ssrc: _builtins.int = ...,
+        source_host: _builtins.str = ...,
+        source_port: _builtins.int = ...,
+        track: _livekit_models_pb2.TrackInfo | None = ...,
+        participant_identity: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["track", b"track"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "clock_rate", b"clock_rate", "fmtp", b"fmtp", "mime_type", b"mime_type", "participant_identity", b"participant_identity", "payload_type", b"payload_type", "source_host", b"source_host", "source_port", b"source_port", "ssrc", b"ssrc", "track", b"track"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TapResponse: _TypeAlias = TapResponse  # noqa: Y015
 
 @_typing.final
 class NodeLost(_message.Message):
