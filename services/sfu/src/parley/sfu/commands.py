@@ -71,6 +71,8 @@ async def execute(room: Room, command: node_pb2.RoomCommand) -> node_pb2.RoomCom
         message = rtc.SignalResponse(room_update=rtc.RoomUpdate(room=room.info))
         for p in list(room.participants.values()):
             p.send(message)
+    elif kind == "tap":
+        result.tap.CopyFrom(await room.taps.handle(command.tap))
     elif kind == "delete_room":
         for p in list(room.participants.values()):
             await room.remove(p, models.DisconnectReason.ROOM_DELETED)

@@ -55,6 +55,11 @@ class SfuSection(Section):
     """Seconds between liveness probes of the edges holding this node's signalling connections; an
     edge found gone twice in a row counts as a signalling close for each of its participants (they
     wait ``resume_window`` for a resume, then leave with SIGNAL_CLOSE)."""
+    tap_bind_host: str = "127.0.0.1"
+    """Address the RTP taps' UDP sockets bind to (port 0: one ephemeral port per tap). Egress workers
+    on other hosts need an address they can reach (the private network's)."""
+    tap_rtcp_timeout: float = Field(default=5.0, gt=0)
+    """Seconds an RTP tap runs without RTCP from its receiver before it ends."""
 
 
 class SfuConfig(ParleyConfig):

@@ -2,7 +2,8 @@
 
 Per published video track the needed quality is the highest ``requested_max_spatial`` over the down
 tracks of its subscribers (spatial layer == ``VideoQuality``: 0 LOW, 1 MEDIUM, 2 HIGH; ``NO_LAYER``:
-nothing). The publisher gets ``subscribed_quality_update`` with every quality up to that one enabled:
+nothing), HIGH for a track an RTP tap forwards (``pinned``: ``taps.py``). The publisher gets
+``subscribed_quality_update`` with every quality up to that one enabled:
 
 * the first decision is sent at once when the track has a subscriber, else after
   ``INITIAL_WAIT`` (then everything is off: nobody subscribed);
@@ -76,6 +77,9 @@ class Dynacast:
     pause_delay: float
     schedule: Scheduler
     tracks: dict[str, _TrackState] = field(default_factory=dict)
+    pinned: Callable[[str], bool] = field(default=lambda _sid: False)
+    """Track sids something other than a subscriber forwards at the top layer (an RTP tap): their
+    needed quality is HIGH, as if a subscriber asked for it."""
 
     # -- lifecycle --------------------------------------------------------------------------------
     def add(self, publisher: Participant, track: PublishedTrack, codec: str = "") -> None:
@@ -100,6 +104,8 @@ class Dynacast:
     # -- decisions --------------------------------------------------------------------------------
     def needed(self, track_sid: str) -> tuple[int, bool]:
         """(highest spatial layer any subscriber requests or ``NO_LAYER``, whether any subscribes)."""
+        if self.pinned(track_sid):
+            return MAX_SPATIAL, True
         best, any_sub = NO_LAYER, False
         for p in list(self.room.participants.values()):
             down = p.downtracks.get(track_sid)

@@ -195,6 +195,7 @@ def unpublish(room: Room, p: Participant, track_sid: str, *, notify: bool = True
     track = p.published.pop(track_sid, None)
     if track is None:
         return
+    room.taps.end_track(track_sid, "track unpublished")
     dynacast.track_unpublished(room, track_sid)
     for mid, sid in list(p.bound_mids.items()):
         if sid == track_sid:
@@ -235,6 +236,7 @@ def set_muted(room: Room, p: Participant, track_sid: str, muted: bool, *, versio
         down = other.downtracks.get(track_sid)
         if down is not None:
             down.paused = muted
+    room.taps.set_muted(track_sid, muted)
     dynacast.track_muted(room, track_sid, muted)
     p.sync_tracks()
     p.bump(version)

@@ -28,6 +28,7 @@ from parley.sfu.outbox import SignalOutbox
 from parley.sfu.participant import Participant
 from parley.sfu.speakers import SpeakerTracker
 from parley.sfu.state_reporter import StateReporter
+from parley.sfu.taps import Taps
 
 log = get_logger("parley.sfu.room")
 PC_CLOSE_TIMEOUT_S = 5.0
@@ -58,7 +59,11 @@ class Room:
         self.tasks = TaskSet(f"room.{info.name}")
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any] | None]] = asyncio.Queue()
         self._speakers = SpeakerTracker(host.config.sfu.speaker_threshold)
-        self.dynacast = Dynacast(self, host.config.sfu.dynacast_pause_delay, self.schedule)
+        self.taps = Taps(self)
+        """Plain-RTP copies of tracks for egress (``taps.py``); not subscribers."""
+        self.dynacast = Dynacast(
+            self, host.config.sfu.dynacast_pause_delay, self.schedule, pinned=self.taps.wants_top_layer
+        )
         self._quality = ConnectionQualityMonitor(publishing=self._publishing)
         self.closed = False
         self._pc_closes: set[asyncio.Task[None]] = set()
@@ -421,6 +426,7 @@ class Room:
         else:
             p.outbox.close()
         for sid in list(p.published):
+            self.taps.end_track(sid, "participant left")
             publish.unpublish(self, p, sid, notify=False)
         for sid in list(p.downtracks):
             subscriptions.unsubscribe(self, p, sid)
@@ -446,12 +452,15 @@ class Room:
     async def migrate(self) -> None:
         """The room moved to another node: every participant is told to reconnect (a full
         reconnect: the SDKs rejoin with the same identity on the room's new node, republish and
-        resubscribe, reporting reconnecting/reconnected, never disconnected)."""
+        resubscribe, reporting reconnecting/reconnected, never disconnected). Its taps end (BYE): their
+        egress workers see the source close, as when a track goes."""
+        self.taps.close("room migrated")
         for p in list(self.participants.values()):
             await self.remove(p, models.DisconnectReason.MIGRATION, action=rtc.LeaveRequest.Action.RECONNECT)
 
     async def aclose(self) -> None:
         self.closed = True
+        self.taps.close("room closed")
         for p in list(self.participants.values()):
             await self.remove(p, models.DisconnectReason.SERVER_SHUTDOWN)
         self.dynacast.close()

@@ -20,15 +20,19 @@ Layer selection is per down track (``forwarder.py`` + ``videolayerselector/``), 
 subscriber's request and by its transport's stream allocator (``congestion/``: transport-wide-cc
 feedback, a GCC-style estimator, allocation and probing). ICE restarts keep the DTLS session
 (``ice_restart.py``). The seams are in ``interfaces.py``.
+
+An ``RtpTap`` (``tap.py``) is a sink of an up track that sends a plain-RTP copy of it over UDP to an
+egress worker: its own forwarder pinned to the top layer, RTCP read back on its socket.
 """
 
 from parley.sfu.media.context import MediaContext
 from parley.sfu.media.down_track import DownTrack
 from parley.sfu.media.engine import configure, new_peer_connection, pc_closing
-from parley.sfu.media.errors import IceRestartError
+from parley.sfu.media.errors import IceRestartError, TapError
 from parley.sfu.media.ice_restart import IceLink, ice_link, restart_ice
 from parley.sfu.media.simulcast_sdp import offered_simulcast_layers, prepare_answer
 from parley.sfu.media.stats import MediaRates, MediaStats
+from parley.sfu.media.tap import RtpTap
 from parley.sfu.media.up_track import UpTrack
 
 __all__ = [
@@ -38,6 +42,8 @@ __all__ = [
     "MediaContext",
     "MediaRates",
     "MediaStats",
+    "RtpTap",
+    "TapError",
     "UpTrack",
     "configure",
     "ice_link",

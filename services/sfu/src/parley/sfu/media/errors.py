@@ -25,3 +25,7 @@ class SenderInUseError(MediaError):
 
 class IceRestartError(MediaError):
     """A peer connection cannot restart ICE now (ICE not started on it, or it was stopped)."""
+
+
+class TapError(MediaError):
+    """An RTP tap cannot start: its track has no codec yet, or its socket cannot be opened."""
