@@ -50,11 +50,12 @@ PLANNED: set[str] = set()
 adds its ``SERVES`` to ``SERVERS``, its source to ``SOURCES`` and removes it from here; from then on
 the usual checks hold."""
 
-AWAITING_WORKER = {"OfferEgress", "JobControl", "EgressReport"}
+AWAITING_WORKER = {"OfferEgress", "JobControl", "EgressReport", "TapTrack"}
 """The egress worker's side of its contracts (issue 17 work package 2, ``services/egress-worker``,
 not built yet): the controller calls OfferEgress/JobControl and serves Report; in this tree only the
-unit tests' fake worker serves the first two and calls the last. The package that adds the worker
-adds its ``SERVES`` and source and empties this set."""
+unit tests' fake worker serves the first two and calls the last. room-state serves TapTrack, which
+only the worker calls. The package that adds the worker adds its ``SERVES`` and source and empties
+this set."""
 
 NAMES = {id(value): name for name, value in vars(rpcs).items() if isinstance(value, Rpc)}
 

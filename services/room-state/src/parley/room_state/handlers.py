@@ -28,6 +28,8 @@ RPC_DEFAULT_TIMEOUT_MS = 10_000
 """LiveKit's default when PerformRpcRequest.response_timeout_ms is 0."""
 RPC_MARGIN = 10.0
 """Seconds on top of the RPC's timeout: the node's ack wait (7 s) and the bus hops."""
+TAP_TIMEOUT = 5.0
+"""Seconds the hosting node has to start (or stop) a tap: a job in the room's queue, one UDP socket."""
 
 
 class Handlers:
@@ -79,6 +81,7 @@ class Handlers:
             bind(rpcs.SEND_DATA, self.send_data),
             bind(rpcs.UPDATE_ROOM_METADATA, self.update_room_metadata),
             bind(rpcs.PERFORM_RPC, self.perform_rpc),
+            bind(rpcs.TAP_TRACK, self.tap_track),
         ]
 
     # internal ---------------------------------------------------------------------------------
@@ -292,6 +295,17 @@ class Handlers:
         timeout_ms = req.response_timeout_ms or RPC_DEFAULT_TIMEOUT_MS
         result = await self._commands.request(record.node_id, command, timeout_ms / 1000 + RPC_MARGIN)
         return result.rpc
+
+    async def tap_track(self, req: node_pb2.TapRequest) -> node_pb2.TapResponse:
+        """An egress worker's tap of one track, started or stopped by the room's node (the node's
+        errors, such as an unknown track, travel back unchanged)."""
+        record = await self._store.load(req.room_name)
+        if record is None or not record.node_id:
+            raise RoomNotFound()
+        command = node_pb2.RoomCommand(room_name=req.room_name)
+        command.tap.CopyFrom(req)
+        result = await self._commands.request(record.node_id, command, TAP_TIMEOUT)
+        return result.tap
 
     async def _require_participant(self, room: str, identity: str) -> RoomRecord:
         record = await self._store.load(room)

@@ -27,4 +27,5 @@ SERVES: tuple[Rpc[Any, Any], ...] = (
     rpcs.SEND_DATA,
     rpcs.UPDATE_ROOM_METADATA,
     rpcs.PERFORM_RPC,
+    rpcs.TAP_TRACK,
 )
