@@ -199,6 +199,21 @@ async def test_an_unknown_track_is_not_found(room: Room, worker: Worker) -> None
     assert nowhere.value.code is ErrorCode.INVALID_ARGUMENT
 
 
+async def test_a_track_not_bound_yet_is_unavailable_for_now(room: Room, worker: Worker) -> None:
+    """Published (add_track) before its m-line is bound: the worker is told to ask again."""
+    alice = publisher(room)
+    alice.published["TR_v"].up = None
+    with pytest.raises(RpcError) as early:
+        await tap(room, worker)
+    assert (early.value.code, early.value.message) == (ErrorCode.UNAVAILABLE, "track TR_v has no media yet")
+    del alice.published["TR_v"]
+    alice.pending["cid"] = models.TrackInfo(sid="TR_v", type=models.TrackType.VIDEO)  # added, not offered
+    with pytest.raises(RpcError) as announced:
+        await tap(room, worker)
+    assert announced.value.code == ErrorCode.UNAVAILABLE
+    assert len(room.taps) == 0
+
+
 async def test_stop_ends_the_tap_with_a_bye(room: Room, worker: Worker) -> None:
     alice = publisher(room)
     await tap(room, worker)

@@ -53,11 +53,16 @@ class Taps:
         if not request.host or not 0 < request.port < 65536:
             raise RpcError(ErrorCode.INVALID_ARGUMENT, "a tap needs the receiver's host and port")
         found = self._track(request.track_sid)
+        if found is None and self._announced(request.track_sid):
+            raise RpcError(ErrorCode.UNAVAILABLE, f"track {request.track_sid} has no media yet")
         if found is None:
             raise RpcError(
                 ErrorCode.NOT_FOUND, f"track {request.track_sid} not found in room {self._room.name}"
             )
-        return await self._start(key, request, *found)
+        publisher, track, up = found
+        if up is None:  # published, its media not bound yet: the worker asks again
+            raise RpcError(ErrorCode.UNAVAILABLE, f"track {request.track_sid} has no media yet")
+        return await self._start(key, request, publisher, track, up)
 
     async def _start(
         self,
@@ -114,11 +119,17 @@ class Taps:
         )
         return response
 
-    def _track(self, track_sid: str) -> tuple[Participant, PublishedTrack, PublishedMedia] | None:
-        """The publisher, the track and its up track (a track whose m-line is bound)."""
+    def _announced(self, track_sid: str) -> bool:
+        """Added (add_track answered with this sid), its offer not negotiated yet."""
+        return any(
+            info.sid == track_sid for p in self._room.participants.values() for info in p.pending.values()
+        )
+
+    def _track(self, track_sid: str) -> tuple[Participant, PublishedTrack, PublishedMedia | None] | None:
+        """The publisher, the track and its up track (None until its m-line is bound)."""
         for p in self._room.participants.values():
             track = p.published.get(track_sid)
-            if track is not None and track.up is not None and not p.closed:
+            if track is not None and not p.closed:
                 return p, track, track.up
         return None
 
