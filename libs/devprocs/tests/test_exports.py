@@ -16,6 +16,8 @@ def test_public_names() -> None:
         "ProcessError",
         "READY_SERVICES",
         "SERVICES",
+        "SeaweedS3",
+        "TEST_SERVICES",
         "ValkeySentinelSet",
         "ValkeyServer",
         "free_port",

@@ -25,7 +25,10 @@ import yaml
 
 from parley.devprocs.errors import ProcessError
 
-SERVICES = ("room-state", "sfu", "dispatch", "webhook", "turn-alloc", "egress", "signaling")
+SERVICES = ("room-state", "sfu", "dispatch", "webhook", "turn-alloc", "egress", "egress-worker", "signaling")
+TEST_SERVICES = tuple(s for s in SERVICES if s != "egress-worker")
+"""What a test ``Stack`` starts unless told: a test that records asks for ``SERVICES`` (an egress
+worker costs every other stack a process importing PyAV and boto3 for nothing)."""
 READY_SERVICES = ("room-state", "sfu", "dispatch", "turn-alloc")
 """What the edge may wait for before it says ready (``signaling.ready_requires``)."""
 
