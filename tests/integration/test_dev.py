@@ -147,6 +147,27 @@ async def create_and_join(port: int, room: str) -> None:
         await participant.disconnect()
 
 
+async def egress_is_served(port: int, room: str) -> None:
+    """The dev stack's egress worker takes a track egress at once (no cloud credentials: it
+    records to the data directory); an unknown track then fails with the node's reason."""
+    client = lkapi.LiveKitAPI(f"http://127.0.0.1:{port}", "devkey", "secret")
+    try:
+        started = await client.egress.start_track_egress(
+            lkapi.TrackEgressRequest(room_name=room, track_id="TR_none", file=lkapi.DirectFileOutput())
+        )
+        assert started.status == lkapi.EgressStatus.EGRESS_STARTING
+
+        async def failed() -> str:
+            listed = await client.egress.list_egress(lkapi.ListEgressRequest(egress_id=started.egress_id))
+            return listed.items[0].error if listed.items[0].status == lkapi.EgressStatus.EGRESS_FAILED else ""
+
+        assert await poll_until(failed, timeout=20, message="the egress fails") == (
+            f"track TR_none not found in room {room}"
+        )
+    finally:
+        await client.aclose()
+
+
 async def test_dev_answers_and_ctrl_c_leaves_nothing(tmp_path: Path, marker: str) -> None:
     started = time.monotonic()
     proc, port, out = start_dev(tmp_path, marker)
@@ -184,6 +205,7 @@ async def test_running_means_the_api_and_joins_work_at_once(tmp_path: Path, mark
             message=f"Parley is running (output: {out.read_text() if out.exists() else ''})",
         )
         await create_and_join(port, "first-room")  # no 503 no responder on parley.roomstate...
+        await egress_is_served(port, "first-room")
         output = out.read_text()
         assert output.index("edge answering") < output.index("Parley is running"), output
     finally:

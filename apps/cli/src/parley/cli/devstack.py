@@ -117,6 +117,8 @@ class DevStack:
 
     def start(self, on_progress: Callable[[str], None] = lambda _: None) -> None:
         self.prepare()
+        if not self.plan.sets("egress_worker.local_dir"):  # recordings stay with the dev data
+            self.plan.body.setdefault("egress_worker", {})["local_dir"] = str(self.data_dir / "recordings")
         if self.plan.embedded_nats:
             self.nats = NatsServer(
                 port=self.nats_port or preferred_port(DEFAULT_NATS_PORT),

@@ -35,8 +35,8 @@ EGRESS = "egress"
 """``services/egress``: the egress controller, the EgressInfo records' one writer (issue 17; design in
 ``services/egress/README.md``)."""
 EGRESS_WORKER = "egress-worker"
-"""``services/egress-worker`` (issue 17 work package 2, not built yet: the RPCs it serves or calls are
-``AWAITING_WORKER`` in the contract tests)."""
+"""``services/egress-worker``: runs the jobs the controller places (track egress from the SFU's RTP
+taps, issue 17 work package 2)."""
 RUNTIME = "runtime"
 """``libs/runtime``: every service, through ``run_service``."""
 TESTS = "tests"

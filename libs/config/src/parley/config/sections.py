@@ -177,7 +177,7 @@ class LoggingConfig(Section):
 # Each service adds one section of its own; one YAML file configures them all, so a service
 # skips the other services' sections (and still refuses any other unknown key).
 SERVICE_SECTIONS = frozenset(
-    {"signaling", "sfu", "room_state", "dispatch", "webhook_service", "turn_alloc", "egress"}
+    {"signaling", "sfu", "room_state", "dispatch", "webhook_service", "turn_alloc", "egress", "egress_worker"}
 )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from parley.config import deep_merge
 from parley.devprocs import (
     READY_SERVICES,
-    SERVICES,
+    TEST_SERVICES,
     ManagedProcess,
     NatsServer,
     ProcessError,
@@ -46,7 +46,8 @@ class Stack:
     """Start with ``start()``; stop with ``stop()``. Logs land in ``log_dir``."""
 
     log_dir: Path
-    services: Sequence[str] = SERVICES
+    services: Sequence[str] = TEST_SERVICES
+    """Default: every service but the egress worker (``parley.devprocs.SERVICES`` adds it)."""
     config: dict[str, Any] = field(default_factory=dict)
     instances: dict[str, int] = field(default_factory=dict)
     instance_overrides: dict[str, list[list[str]]] = field(default_factory=dict)

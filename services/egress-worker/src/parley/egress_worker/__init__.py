@@ -1,0 +1,1 @@
+"""The egress worker (issue 17 work package 2; design in ``services/egress/README.md``)."""
