@@ -188,6 +188,15 @@ async def test_repeating_a_start_returns_the_running_tap(room: Room, worker: Wor
     assert len(cast(FakePublishedMedia, alice.published["TR_v"].up).sinks) == 2
 
 
+async def test_a_start_for_another_receiver_replaces_the_tap(room: Room, worker: Worker) -> None:
+    """A job continued by another worker (the first one was lost) gets the stream at its address."""
+    alice = publisher(room)
+    first = await tap(room, worker)
+    moved = await tap(room, worker, port=worker.port + 1 if worker.port < 65535 else worker.port - 1)
+    assert moved.ssrc != first.ssrc and len(room.taps) == 1
+    assert len(cast(FakePublishedMedia, alice.published["TR_v"].up).sinks) == 1
+
+
 async def test_an_unknown_track_is_not_found(room: Room, worker: Worker) -> None:
     publisher(room)
     with pytest.raises(RpcError) as missing:

@@ -33,6 +33,8 @@ class Taps:
     def __init__(self, room: Room) -> None:
         self._room = room
         self._taps: dict[_Key, tuple[RtpTap, node_pb2.TapResponse]] = {}
+        self._destinations: dict[_Key, tuple[str, int]] = {}
+        """Where each tap sends (a start for another address replaces the tap)."""
 
     def __len__(self) -> int:
         return len(self._taps)
@@ -42,14 +44,17 @@ class Taps:
         return any(sid == track_sid for sid, _ in self._taps)
 
     async def handle(self, request: node_pb2.TapRequest) -> node_pb2.TapResponse:
-        """Start (or, for a tap that runs, answer again) or stop one tap."""
+        """Start or stop one tap. A start of a running tap answers it again when it names the same
+        receiver, and replaces it (BYE to the old one) when it names another."""
         key = (request.track_sid, request.tap_id)
         if request.stop:
             self._end(key, "stopped")
             return node_pb2.TapResponse()
         running = self._taps.get(key)
         if running is not None and running[0].ended is None:
-            return running[1]
+            if self._destinations.get(key) == (request.host, request.port):
+                return running[1]
+            self._end(key, "replaced")  # the job moved to another receiver (its worker was lost)
         if not request.host or not 0 < request.port < 65536:
             raise RpcError(ErrorCode.INVALID_ARGUMENT, "a tap needs the receiver's host and port")
         found = self._track(request.track_sid)
@@ -108,6 +113,7 @@ class Taps:
             participant_identity=publisher.identity,
         )
         self._taps[key] = (tap, response)
+        self._destinations[key] = (request.host, request.port)
         room.dynacast.refresh(track.info.sid)
         log.info(
             "tap started",
@@ -151,6 +157,7 @@ class Taps:
 
     def _end(self, key: _Key, reason: str) -> None:
         entry = self._taps.pop(key, None)
+        self._destinations.pop(key, None)
         if entry is not None:
             entry[0].end(reason)
             self._room.dynacast.refresh(key[0])
@@ -164,6 +171,7 @@ class Taps:
             entry = self._taps.get(key)
             if entry is not None and entry[0] is tap:
                 del self._taps[key]
+                self._destinations.pop(key, None)
                 self._room.dynacast.refresh(key[0])
 
         self._room.submit(forget)
