@@ -21,7 +21,9 @@ from aiortc.rtp import RtcpByePacket, RtcpPacket, RtcpPsfbPacket, RtcpRrPacket, 
 from livekit.protocol import egress as lk
 
 from parley.bus import Delivery, ErrorCode, MemoryBus, RpcError, Subscription, rpcs, subjects
+from parley.egress_worker.checkpoint import Checkpoint
 from parley.egress_worker.config import EgressWorkerSection
+from parley.egress_worker.media import TrackCodec, TrackRecorder
 from parley.egress_worker.worker import EgressWorker
 from parley.protocol.gen.egress.v1 import egress_pb2 as eg
 from parley.protocol.gen.sfu.v1 import node_pb2
@@ -342,3 +344,63 @@ async def test_control_of_an_unknown_job_is_not_found(env: Env) -> None:
     with pytest.raises(RpcError) as missing:
         await env.stop("EG_none")
     assert missing.value.code == ErrorCode.NOT_FOUND
+
+
+def _partial_recording(path: Path, seconds: float) -> None:
+    """An OGG a lost worker left: recorded in place up to its last frame."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recorder = TrackRecorder(str(path), TrackCodec("audio/opus", 48000, 2))
+    for i, payload in enumerate(opus_packets(seconds)):
+        packet = RtpPacket(payload_type=PT, sequence_number=i, timestamp=i * 960)
+        packet.payload = payload
+        recorder.push(packet, i * 0.02)
+    recorder.close()
+
+
+async def test_a_continued_part_reports_the_lost_parts_file_then_records_its_own(env: Env) -> None:
+    lost = env.local_dir / "standup/TR_audio.ogg"
+    _partial_recording(lost, 1.5)
+    job = eg.EgressJob(egress_id="EG_k", room_id="RM_1", cost=0.5, part=1)
+    job.request.track.CopyFrom(_request())
+    job.previous = Checkpoint("standup/TR_audio.ogg", str(lost), 1_000).encode()
+    assert (await env.bus.call(rpcs.OFFER_EGRESS, job, topic=WORKER)).accepted
+    await poll_until(lambda: len(env.controller.statuses("EG_k")) >= 2, timeout=5, message="two reports")
+    previous, own = env.controller.reports[:2]
+    assert previous.part == own.part == 1 and previous.status == own.status == S.EGRESS_ACTIVE
+    info = previous.file_results[0]
+    assert (info.filename, info.started_at, info.location) == (
+        "standup/TR_audio.ogg",
+        1_000,
+        str(lost.resolve()),
+    )
+    assert info.size == lost.stat().st_size and abs(info.duration / 1e9 - 1.5) < 0.05
+    assert own.file_results[0].filename == "standup/TR_audio-1.ogg"  # this part's own file
+    await env.stop("EG_k")
+    await poll_until(
+        lambda: S.EGRESS_COMPLETE in env.controller.statuses("EG_k"), timeout=5, message="COMPLETE"
+    )
+    assert (env.local_dir / "standup/TR_audio-1.ogg").stat().st_size > 0
+
+
+async def test_a_stopped_job_whose_worker_was_lost_is_finalized(env: Env) -> None:
+    lost = env.local_dir / "final.ogg"
+    _partial_recording(lost, 1.0)
+    job = eg.EgressJob(egress_id="EG_f", cost=0.5, part=1, finalize=True)
+    job.request.track.CopyFrom(_request(path="final.ogg"))
+    job.previous = Checkpoint("final.ogg", str(lost), 5).encode()
+    assert (await env.bus.call(rpcs.OFFER_EGRESS, job, topic=WORKER)).accepted
+    await poll_until(
+        lambda: S.EGRESS_COMPLETE in env.controller.statuses("EG_f"), timeout=5, message="COMPLETE"
+    )
+    assert env.controller.statuses("EG_f") == [S.EGRESS_ACTIVE, S.EGRESS_COMPLETE]
+    assert env.controller.reports[0].file_results[0].size == lost.stat().st_size
+    assert not env.sfu.requests  # nothing recorded anew
+
+
+async def test_a_lost_part_recorded_for_upload_is_reported_lost(env: Env) -> None:
+    job = eg.EgressJob(egress_id="EG_l", cost=0.5, part=1)
+    job.request.track.CopyFrom(_request())
+    job.previous = Checkpoint("x.ogg", "/nonexistent/work/EG_l-0.ogg", 5).encode()
+    assert (await env.bus.call(rpcs.OFFER_EGRESS, job, topic=WORKER)).accepted
+    await poll_until(lambda: S.EGRESS_ACTIVE in env.controller.statuses("EG_l"), timeout=5, message="ACTIVE")
+    assert [f.filename for r in env.controller.reports for f in r.file_results] == ["standup/TR_audio-1.ogg"]

@@ -1,7 +1,8 @@
 """Where finished recordings go: an S3-compatible bucket or a local directory.
 
 The storage is the request's own (``DirectFileOutput.s3``), else the worker's default ``s3``, else
-its ``local_dir``. GCP, Azure and AliOSS are refused ("… is not yet supported"). Uploads run in a
+its ``local_dir``. Local recordings are written in place (``direct_path``); S3 ones in the work
+directory, uploaded when they end. GCP, Azure and AliOSS are refused ("… is not yet supported"). Uploads run in a
 thread (boto3 is blocking); ``location`` is what LiveKit reports: the absolute path for local files,
 ``<endpoint>/<bucket>/<key>`` with a custom endpoint, else the AWS virtual-host URL.
 """
@@ -23,9 +24,18 @@ from parley.egress_worker.errors import StorageError, UnsupportedRequest
 class Storage(Protocol):
     def describe(self) -> str: ...
 
+    def direct_path(self, key: str) -> Path | None:
+        """Where to record ``key`` in place (local storage: the file is already stored while it is
+        written, so a lost worker's part survives), None to record in the work directory and upload."""
+        ...
+
     async def upload(self, local: Path, key: str) -> str:
         """Store ``local`` under ``key``; returns the location. Raises StorageError."""
         ...
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
 
 
 @dataclass(frozen=True)
@@ -35,10 +45,24 @@ class LocalStorage:
     def describe(self) -> str:
         return f"local {self.root}"
 
-    async def upload(self, local: Path, key: str) -> str:
+    def _target(self, key: str) -> Path:
         target = (self.root / key).resolve()
         if self.root.resolve() not in target.parents:
             raise StorageError(f"file path {key!r} leaves the recordings directory")
+        return target
+
+    def direct_path(self, key: str) -> Path | None:
+        target = self._target(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc}") from exc
+        return target
+
+    async def upload(self, local: Path, key: str) -> str:
+        target = self._target(key)
+        if _same_file(local, target):
+            return str(target)  # recorded in place
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(shutil.move, str(local), str(target))
@@ -62,6 +86,9 @@ class S3Storage:
 
     def describe(self) -> str:
         return f"s3 {self.endpoint or 'aws'}/{self.bucket}"
+
+    def direct_path(self, key: str) -> Path | None:
+        return None
 
     def location(self, key: str) -> str:
         if self.endpoint:

@@ -8,6 +8,9 @@ Life of a job (each step reported to the controller, which writes the record):
    answer gives the codec (Opus → OGG, VP8 → WebM, H.264 → MP4, never transcoded). A track whose
    up track has no codec yet is asked again until ``start_timeout``.
 3. the first muxed frame: ACTIVE (file ``started_at``).
+   Its checkpoint (the file's name, where it is written, when it started) goes with that report: a
+   worker that continues the job after this one is lost (part n+1, a new file ``-n``) reports the
+   lost part's file first when it was recorded in place (local storage).
 4. the end: StopEgress (``stop``), the tap's BYE (track unpublished, publisher gone, room moved) or
    no packet for ``source_timeout`` ("Source closed"): ENDING, the file is closed, uploaded, and the
    job is COMPLETE with the FileInfo (size, duration from the media timestamps, location). Nothing
@@ -25,9 +28,10 @@ from pathlib import Path
 from livekit.protocol import egress as lk
 
 from parley.bus import Bus, BusError, ErrorCode, RpcError, rpcs
+from parley.egress_worker.checkpoint import Checkpoint
 from parley.egress_worker.config import EgressWorkerSection
 from parley.egress_worker.errors import EgressWorkerError, SourceError, UnsupportedRequest
-from parley.egress_worker.media import MediaError, TrackCodec, TrackRecorder, container_for
+from parley.egress_worker.media import MediaError, TrackCodec, TrackRecorder, container_for, recorded_duration
 from parley.egress_worker.naming import NameFields, file_name
 from parley.egress_worker.reporter import Reporter
 from parley.egress_worker.storage import Storage, storage_for
@@ -92,6 +96,7 @@ class TrackJob:
         self._receiver: TapReceiver | None = None
         self.filename = ""
         self._started_ns = 0
+        self._path: Path | None = None
 
     # -- accepted ---------------------------------------------------------------------------------
     def starting_info(self) -> lk.EgressInfo:
@@ -122,6 +127,8 @@ class TrackJob:
         work = Path(self._section.work_dir or tempfile.gettempdir()) / "parley-egress"
         work.mkdir(parents=True, exist_ok=True)
         try:
+            if self.job.previous:
+                await self.finish_previous()
             await self._record(work)
         except EgressWorkerError as exc:
             await self._fail(str(exc), exc.http_code)
@@ -151,12 +158,41 @@ class TrackJob:
         )
         _, extension = container_for(codec.mime_type)
         self.filename = self._name(extension)
-        local = work / f"{self.egress_id}-{self.part}{extension}"
+        local = self.storage.direct_path(self.filename) or work / f"{self.egress_id}-{self.part}{extension}"
+        self._path = local
         recorder = self._recorder = TrackRecorder(str(local), codec)
         holder.append(recorder)
         log.info("track egress recording", file=self.filename, codec=codec.mime_type, **self._fields)
         await self._follow(receiver, recorder)
         await self._finish(recorder, local)
+
+    async def finish_previous(self) -> None:
+        """The lost part before this one: its file, recorded in place, is stored already; report its
+        FileInfo (size, the media it holds, ended when the file was last written). A part recorded
+        for upload (S3) was lost with its worker's work directory."""
+        checkpoint = Checkpoint.decode(self.job.previous)
+        path = Path(checkpoint.path) if checkpoint and checkpoint.path else None
+        if checkpoint is None or path is None or not path.is_file():
+            log.warning("previous part lost with its worker", part=self.part - 1, **self._fields)
+            return
+        duration = await asyncio.to_thread(recorded_duration, path)
+        stat = path.stat()
+        info = lk.FileInfo(
+            filename=checkpoint.filename,
+            started_at=checkpoint.started_at,
+            ended_at=stat.st_mtime_ns,
+            duration=int((duration or 0.0) * 1e9),
+            size=stat.st_size,
+            location=await self.storage.upload(path, checkpoint.filename),
+        )
+        await self._send(ACTIVE, files=[info])
+        log.info(
+            "previous part finished",
+            part=self.part - 1,
+            file=info.filename,
+            duration_s=duration,
+            **self._fields,
+        )
 
     async def _tap(self, host: str, port: int) -> node_pb2.TapResponse:
         request = node_pb2.TapRequest(
@@ -223,6 +259,7 @@ class TrackJob:
         self._started_ns = _now_ns()
         report = eg.EgressReport(egress_id=self.egress_id, part=self.part, status=ACTIVE)
         report.file_results.add(filename=self.filename, started_at=self._started_ns)
+        report.checkpoint = Checkpoint(self.filename, str(self._path), self._started_ns).encode()
         ack = await self._reporter.send(report)
         if ack.stop and not self._stop.is_set():
             self._end_reason = END_STOP

@@ -119,20 +119,24 @@ class EgressWorker:
         return eg.OfferResult(accepted=True, info=running.starting_info())
 
     def _finalize(self, job: eg.EgressJob) -> eg.OfferResult:
-        """A stopped job whose worker was lost: its part's file stayed with that worker (local work
-        files are not shared), so there is nothing to complete here; the job ends COMPLETE with the
-        results already reported."""
-        self._tasks.spawn(
-            self.reporter.send(
-                eg.EgressReport(
-                    egress_id=job.egress_id,
-                    part=job.part,
-                    status=lk.EgressStatus.EGRESS_COMPLETE,
-                    details="End reason: StopEgress API",
-                )
-            ),
-            name=f"egress-finalize-{job.egress_id}",
-        )
+        """A job stopped while its worker was lost: finish that worker's part (its file, when
+        recorded in place) and end the job COMPLETE."""
+        try:
+            part = TrackJob(job, self._section, self._bus, self.reporter)
+        except UnsupportedRequest as exc:
+            return eg.OfferResult(error_code=ErrorCode.INVALID_ARGUMENT.value, error=str(exc))
+
+        async def finalize() -> None:
+            await part.finish_previous()
+            report = eg.EgressReport(
+                egress_id=job.egress_id,
+                part=job.part,
+                status=lk.EgressStatus.EGRESS_COMPLETE,
+                details="End reason: StopEgress API",
+            )
+            await self.reporter.send(report)
+
+        self._tasks.spawn(finalize(), name=f"egress-finalize-{job.egress_id}")
         return eg.OfferResult(accepted=True, info=job.info)
 
     async def _run(self, job: TrackJob) -> None:
