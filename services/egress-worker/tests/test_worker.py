@@ -147,6 +147,8 @@ class Controller:
     """Answers EgressReport like the controller (ack), failing the first ``fail`` calls."""
 
     fail: int = 0
+    unknown: int = 0
+    """Answer the first ``unknown`` (after ``fail``) as not this worker's job (placement not committed)."""
     reports: list[eg.EgressReport] = field(default_factory=list)
     calls: int = 0
 
@@ -154,6 +156,8 @@ class Controller:
         self.calls += 1
         if self.calls <= self.fail:
             raise RpcError(ErrorCode.UNAVAILABLE, "controller restarting")
+        if self.calls <= self.fail + self.unknown:
+            return eg.ReportAck(unknown=True)
         self.reports.append(report)
         return eg.ReportAck()
 
@@ -404,3 +408,12 @@ async def test_a_lost_part_recorded_for_upload_is_reported_lost(env: Env) -> Non
     assert (await env.bus.call(rpcs.OFFER_EGRESS, job, topic=WORKER)).accepted
     await poll_until(lambda: S.EGRESS_ACTIVE in env.controller.statuses("EG_l"), timeout=5, message="ACTIVE")
     assert [f.filename for r in env.controller.reports for f in r.file_results] == ["standup/TR_audio-1.ogg"]
+
+
+async def test_a_report_before_the_placement_is_recorded_is_sent_again(env: Env) -> None:
+    """The controller writes the placement after the offer's answer: an early report finds the job
+    unknown and is sent again (with a new seq) until it lands."""
+    env.controller.unknown = 2
+    await env.offer("EG_u", _request())
+    await poll_until(lambda: S.EGRESS_ACTIVE in env.controller.statuses("EG_u"), timeout=8, message="ACTIVE")
+    assert env.controller.calls == 3

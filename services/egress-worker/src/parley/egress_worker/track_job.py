@@ -52,6 +52,8 @@ END_STOP = "End reason: StopEgress API"
 END_SOURCE = "End reason: Source closed"
 TICK_S = 0.25
 TAP_TIMEOUT = 8.0
+PLACEMENT_GRACE_S = 10.0
+"""Seconds after acceptance a report answered ``unknown`` is sent again (see ``_deliver``)."""
 
 
 def _now_ns() -> int:
@@ -96,6 +98,7 @@ class TrackJob:
         self._receiver: TapReceiver | None = None
         self.filename = ""
         self._started_ns = 0
+        self._accepted_at = time.monotonic()
         self._path: Path | None = None
 
     # -- accepted ---------------------------------------------------------------------------------
@@ -260,7 +263,7 @@ class TrackJob:
         report = eg.EgressReport(egress_id=self.egress_id, part=self.part, status=ACTIVE)
         report.file_results.add(filename=self.filename, started_at=self._started_ns)
         report.checkpoint = Checkpoint(self.filename, str(self._path), self._started_ns).encode()
-        ack = await self._reporter.send(report)
+        ack = await self._deliver(report)
         if ack.stop and not self._stop.is_set():
             self._end_reason = END_STOP
             self._stop.set()
@@ -333,7 +336,20 @@ class TrackJob:
             details=details,
         )
         report.file_results.extend(files or [])
-        await self._reporter.send(report)
+        await self._deliver(report)
+
+    async def _deliver(self, report: eg.EgressReport) -> eg.ReportAck:
+        """Send a report. The controller records a placement after the offer's answer, so a report
+        sent at once may find the job not (yet) this worker's: ``unknown`` is asked again for
+        ``PLACEMENT_GRACE_S`` after acceptance; later it means the job was taken away."""
+        while True:
+            ack = await self._reporter.send(report)
+            if not ack.unknown or time.monotonic() - self._accepted_at > PLACEMENT_GRACE_S:
+                if ack.unknown:
+                    log.warning("report for a job no longer ours", status=report.status, **self._fields)
+                return ack
+            await asyncio.sleep(0.2)
+            report = eg.EgressReport.FromString(report.SerializeToString())  # sent again: a new seq
 
     def _close_media(self) -> None:
         if self._receiver is not None:

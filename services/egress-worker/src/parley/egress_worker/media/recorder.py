@@ -44,6 +44,19 @@ def opus_samples(packet: bytes) -> int:
     return frame * max(count, 1)
 
 
+LIVE_OPTIONS: dict[str, dict[str, str]] = {
+    "ogg": {"flush_packets": "1", "page_duration": "500000"},
+    "webm": {"flush_packets": "1", "cluster_time_limit": "1000"},
+    "mp4": {
+        "flush_packets": "1",
+        "movflags": "frag_keyframe+empty_moov+default_base_moof",
+        "frag_duration": "1000000",
+    },
+}
+"""Muxer options that keep the file on disk current (pages / clusters / fragments of at most about
+a second, flushed as written): a worker killed mid-recording leaves a playable file."""
+
+
 @dataclass(frozen=True, slots=True)
 class RecordingSummary:
     path: str
@@ -62,7 +75,7 @@ class TrackRecorder:
         self._time_base = Fraction(1, self._clock)
         self._reorder = ReorderBuffer(max_delay=reorder_delay)
         self._depacketizer = depacketizer_for(codec.mime_type)
-        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if fmt == "mp4" else {}
+        options = dict(LIVE_OPTIONS[fmt])
         try:
             self._container: Any = av.open(path, "w", format=fmt, options=options)
         except Exception as exc:
