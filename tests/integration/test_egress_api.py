@@ -1,8 +1,8 @@
-"""livekit.Egress on a real stack (nats-server, Valkey, room-state, the egress controller, the edge)
-through the official livekit-api EgressService over Twirp. No egress worker exists yet (issue 17
-work package 2), and integration tests run no test doubles: so this checks what LiveKit answers with
-no egress instance (StartTrackEgress: unavailable "no response from servers"), the roomRecord grant
-and an empty ListEgress. Recording end to end waits for the worker."""
+"""livekit.Egress on a real stack with no egress worker (nats-server, Valkey, room-state, the egress
+controller, the edge) through the official livekit-api EgressService over Twirp and gRPC: what LiveKit
+answers with no egress instance (StartTrackEgress: unavailable "no response from servers"), the
+roomRecord grant and an empty ListEgress. Recording with workers: ``test_egress_track.py`` and
+``test_egress_crash.py``."""
 
 from __future__ import annotations
 
