@@ -23,20 +23,12 @@ from livekit.protocol import egress as lk
 
 from parley.auth import Claims, VideoGrant, create_token
 from parley.devprocs import SERVICES
-from parley.testing import Stack, poll_until
+from parley.testing import Stack, load_script, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.sdk]
 
 LEASE_S = 4.0
-
-
-async def _tone(source: rtc.AudioSource) -> None:
-    rate, per_frame, n = 48000, 480, 0
-    while True:
-        t = (np.arange(per_frame) + n * per_frame) / rate
-        tone = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-        await source.capture_frame(rtc.AudioFrame(tone.tobytes(), rate, 1, per_frame))
-        n += 1
+sources = load_script(Path(__file__).with_name("sdk_sources.py"), "sdk_sources")
 
 
 def _size(path: Path) -> int:
@@ -77,7 +69,7 @@ async def test_a_killed_worker_is_continued_by_another_as_the_next_part(
         )
         await room.connect(stack.ws_url, token)
         source = rtc.AudioSource(48000, 1)
-        pump = asyncio.create_task(_tone(source))
+        pump = asyncio.create_task(sources.tone(source))
         mic = await room.local_participant.publish_track(
             rtc.LocalAudioTrack.create_audio_track("mic", source),
             rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),

@@ -30,9 +30,11 @@ from livekit.protocol import egress as lk
 
 from parley.auth import Claims, VideoGrant, create_token
 from parley.devprocs import SERVICES, SeaweedS3, free_port
-from parley.testing import Stack, poll_until
+from parley.testing import Stack, load_script, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.sdk]
+
+sources = load_script(Path(__file__).with_name("sdk_sources.py"), "sdk_sources")
 
 BUCKET = "recordings"
 WIDTH, HEIGHT = 320, 240
@@ -159,25 +161,6 @@ class Publisher:
         await self.room.disconnect()
 
 
-async def _tone(source: rtc.AudioSource) -> None:
-    rate, per_frame, n = 48000, 480, 0
-    while True:
-        t = (np.arange(per_frame) + n * per_frame) / rate
-        tone = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-        await source.capture_frame(rtc.AudioFrame(tone.tobytes(), rate, 1, per_frame))
-        n += 1
-
-
-async def _video(source: rtc.VideoSource) -> None:
-    i = 0
-    while True:
-        buf = np.full((HEIGHT, WIDTH, 4), (i * 3) % 255, dtype=np.uint8)
-        buf[:, : WIDTH // 2, 0] = 255
-        source.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, buf.tobytes()))
-        i += 1
-        await asyncio.sleep(1 / 30)
-
-
 async def _publish(stack: Stack, room_name: str) -> Publisher:
     token = create_token(
         stack.api_key,
@@ -188,7 +171,10 @@ async def _publish(stack: Stack, room_name: str) -> Publisher:
     await room.connect(stack.ws_url, token)
     audio = rtc.AudioSource(48000, 1)
     video = rtc.VideoSource(WIDTH, HEIGHT)
-    tasks = [asyncio.create_task(_tone(audio)), asyncio.create_task(_video(video))]
+    tasks = [
+        asyncio.create_task(sources.tone(audio)),
+        asyncio.create_task(sources.frames(video, WIDTH, HEIGHT)),
+    ]
     mic = await room.local_participant.publish_track(
         rtc.LocalAudioTrack.create_audio_track("mic", audio),
         rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),

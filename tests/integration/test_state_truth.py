@@ -23,8 +23,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import numpy as np
 import pytest
 from livekit import api, rtc
 from livekit.protocol import models
@@ -33,9 +33,11 @@ from livekit.protocol import room as lk
 from parley.auth import Claims, VideoGrant, create_token
 from parley.bus import Delivery, NatsBus, connect, rpcs, subjects
 from parley.protocol.gen.room.v1 import room_state_pb2 as pb
-from parley.testing import Stack, poll_until
+from parley.testing import Stack, load_script, poll_until
 
 pytestmark = pytest.mark.integration
+
+sources = load_script(Path(__file__).with_name("sdk_sources.py"), "sdk_sources")
 
 SERVICES = ["room-state", "sfu", "signaling"]
 CONFIG = {
@@ -129,15 +131,6 @@ async def _listed_is(bus: NatsBus, room: str, identities: set[str], *, active: b
     return not active or all(p.state == State.ACTIVE for p in listed.values())
 
 
-async def _pump(source: rtc.AudioSource) -> None:
-    rate, per_frame, n = 48000, 480, 0
-    while True:
-        t = (np.arange(per_frame) + n * per_frame) / rate
-        tone = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-        await source.capture_frame(rtc.AudioFrame(tone.tobytes(), rate, 1, per_frame))
-        n += 1
-
-
 async def _join(stack: Stack, url: str, room: str, identity: str, *, publish: bool) -> Peer:
     token = create_token(
         stack.api_key,
@@ -153,7 +146,7 @@ async def _join(stack: Stack, url: str, room: str, identity: str, *, publish: bo
     peer.sid = peer.room.local_participant.sid
     if publish:
         source = rtc.AudioSource(48000, 1)
-        peer.pump = asyncio.create_task(_pump(source))
+        peer.pump = asyncio.create_task(sources.tone(source))
         track = rtc.LocalAudioTrack.create_audio_track("mic", source)
         opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         await peer.room.local_participant.publish_track(track, opts)
