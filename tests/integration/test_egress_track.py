@@ -392,3 +392,33 @@ async def test_bad_requests_fail_clearly_and_nothing_else_is_affected(
         "EGRESS_FAILED",
     ]
     assert (env.local_dir / "good.ogg").exists()
+
+
+async def test_auto_egress_from_create_room_records_every_track(env: Env, lkapi: api.LiveKitAPI) -> None:
+    auto = api.RoomEgress(tracks=api.AutoTrackEgress(filepath="auto/{room_name}"))
+    await lkapi.room.create_room(api.CreateRoomRequest(name="rec-auto", egress=auto))
+    alice = await _publish(env.stack, "rec-auto")
+    try:
+
+        async def both_active() -> list[lk.EgressInfo]:
+            items = (await lkapi.egress.list_egress(api.ListEgressRequest(room_name="rec-auto"))).items
+            active = [i for i in items if i.status == lk.EgressStatus.EGRESS_ACTIVE]
+            return list(items) if len(active) == 2 else []
+
+        infos = await poll_until(both_active, timeout=30, message="an active egress per track")
+        assert sorted(i.track.track_id for i in infos) == sorted([alice.audio_sid, alice.video_sid])
+        await asyncio.sleep(2)
+    finally:
+        await alice.leave()  # the tracks go: each egress ends "Source closed"
+
+    async def both_complete() -> list[lk.EgressInfo]:
+        items = (await lkapi.egress.list_egress(api.ListEgressRequest(room_name="rec-auto"))).items
+        done = [i for i in items if i.status == lk.EgressStatus.EGRESS_COMPLETE]
+        return done if len(done) == 2 else []
+
+    done = await poll_until(both_complete, timeout=30, message="both complete")
+    names = sorted(i.file_results[0].filename for i in done)
+    assert names == sorted([f"auto/rec-auto-{alice.audio_sid}.ogg", f"auto/rec-auto-{alice.video_sid}.webm"])
+    for info in done:
+        assert info.details == "End reason: Source closed"
+        assert (env.local_dir / info.file_results[0].filename).stat().st_size > 0

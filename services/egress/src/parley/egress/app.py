@@ -1,17 +1,19 @@
-"""Build the egress controller: Redis store, worker registry, placement, leases, outbox, the RPCs."""
+"""Build the egress controller: Redis store, worker registry, placement, leases, outbox, the RPCs,
+auto-egress from room events."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from parley.bus import Binding, Bus, DurablePublisher, Rpc, Subscription, bind, rpcs, serve_all, subjects
+from parley.egress.auto import AutoEgress
 from parley.egress.config import EgressConfig, EgressSection
 from parley.egress.controller import Controller
 from parley.egress.interfaces import EgressStore
 from parley.egress.leases import LeaseSweeper
 from parley.egress.outbox import OutboxRelay
 from parley.egress.placement import Placer
-from parley.egress.store import RedisStore
+from parley.egress.store import RedisAutoState, RedisStore
 from parley.egress.workers import WorkerRegistry
 from parley.observability import TaskSet, get_logger
 from parley.runtime import ServiceContext, redis_client
@@ -88,6 +90,13 @@ class EgressService:
         self.bus = ctx.bus
         self.redis = redis_client(config.redis)
         self.parts = Parts(ctx.bus, ctx.bus, RedisStore(self.redis, config.redis.key_prefix), config.egress)
+        c = self.parts.controller
+        self.auto = AutoEgress(
+            RedisAutoState(self.redis, config.redis.key_prefix),
+            c.start_track,
+            c.start_room_composite,
+            c.start_participant,
+        )
         self.tasks = TaskSet("egress")
         self._subs: list[Subscription] = []
         self._draining = False
@@ -98,6 +107,13 @@ class EgressService:
             subjects.EVENTS_STREAM, [subjects.EVENTS_ALL], replicas=self.config.nats.stream_replicas
         )
         self._subs += await self.parts.serve(self.bus, self.tasks)
+        self.bus.consume(
+            subjects.EVENTS_STREAM,
+            self.config.egress.auto_consumer,
+            self.auto.handle,
+            filter_subject=subjects.ROOM_EVENTS_ALL,
+            batch=1,
+        )
         log.info("egress controller serving", methods=len(self._subs))
 
     async def drain(self) -> None:

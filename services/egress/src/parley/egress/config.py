@@ -42,6 +42,8 @@ class EgressSection(Section):
     """How often expired leases and ended egresses past retention are looked for."""
     relay_interval: float = Field(default=0.2, gt=0)
     """Seconds between scans of the event outbox (a local commit wakes the relay at once)."""
+    auto_consumer: str = "egress-auto"
+    """Durable JetStream consumer on room events for auto-egress, shared by every controller instance."""
     relay_lock_ttl: float = Field(default=5.0, gt=0)
     """Seconds the outbox relay lock lives without renewal (one relay at a time keeps order)."""
 

@@ -7,6 +7,7 @@ import asyncio
 from typing import TypeVar
 
 from livekit.protocol import egress as lk
+from livekit.protocol import room as lk_room
 
 from parley.egress import codec, infos
 from parley.egress.events import room_event
@@ -98,3 +99,28 @@ class MemoryStore:
             return False
         del self.outbox[:count]
         return True
+
+
+class MemoryAutoState:
+    """``auto.AutoState`` in memory, for unit tests."""
+
+    def __init__(self) -> None:
+        self.configs: dict[str, lk_room.RoomEgress] = {}
+        self.claimed: dict[str, set[str]] = {}
+
+    async def keep(self, room: str, config: lk_room.RoomEgress) -> None:
+        self.configs[room] = config
+
+    async def load(self, room: str) -> lk_room.RoomEgress | None:
+        return self.configs.get(room)
+
+    async def claim(self, room: str, track_sid: str) -> bool:
+        claimed = self.claimed.setdefault(room, set())
+        if track_sid in claimed:
+            return False
+        claimed.add(track_sid)
+        return True
+
+    async def forget(self, room: str) -> None:
+        self.configs.pop(room, None)
+        self.claimed.pop(room, None)

@@ -8,6 +8,8 @@ Layout (``P`` = ``redis.key_prefix`` + ``:egress``, ``T`` = ``subjects.room_toke
 - ``P:ended`` sorted set id -> ended_at (ms), swept after ``egress.ended_retention``.
 - ``P:outbox`` list of RoomEvent bytes, appended in the same MULTI/EXEC as the change.
 - ``P:relay`` the outbox relay lock.
+- ``P:auto:T`` the room's RoomEgress (auto-egress, ``auto.py``) and ``P:auto:T:claimed`` the set of
+  its tracks (and ``participant:<identity>``) already given an egress; both go at room_finished.
 - ``P:txn:<uuid>`` a commit's marker (``TXN_MARKER_TTL_MS``), written in the same MULTI/EXEC: a commit
   whose EXEC reply was lost is found and not applied twice (as room-state's store does).
 
@@ -22,6 +24,7 @@ from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from livekit.protocol import egress as lk
+from livekit.protocol import room as lk_room
 from redis.exceptions import WatchError
 
 from parley.bus import subjects
@@ -223,3 +226,36 @@ async def _landed(reader: Any, sent: dict[str, T]) -> tuple[T] | None:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+AUTO_TTL_S = 7 * 86400
+"""A room's auto-egress state outlives a lost room_finished by at most this long."""
+
+
+class RedisAutoState:
+    """``auto.AutoState`` in Valkey (keys in the module docstring)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self._r = client
+        self._p = f"{prefix}:egress:auto"
+
+    def _key(self, room: str) -> str:
+        return f"{self._p}:{subjects.room_token(room)}"
+
+    async def keep(self, room: str, config: lk_room.RoomEgress) -> None:
+        await self._r.set(self._key(room), config.SerializeToString(), ex=AUTO_TTL_S)
+
+    async def load(self, room: str) -> lk_room.RoomEgress | None:
+        data = await self._r.get(self._key(room))
+        return None if data is None else lk_room.RoomEgress.FromString(cast(bytes, data))
+
+    async def claim(self, room: str, track_sid: str) -> bool:
+        key = self._key(room) + ":claimed"
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.sadd(key, track_sid)
+            pipe.expire(key, AUTO_TTL_S)
+            added, _ = await pipe.execute()
+        return bool(added)
+
+    async def forget(self, room: str) -> None:
+        await self._r.delete(self._key(room), self._key(room) + ":claimed")
