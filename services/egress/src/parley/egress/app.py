@@ -112,7 +112,8 @@ class EgressService:
             self.config.egress.auto_consumer,
             self.auto.handle,
             filter_subject=subjects.ROOM_EVENTS_ALL,
-            batch=1,
+            batch=1,  # one event at a time: a room's events in order (created fresh, it reads the stream's
+            # retained events too: a running room's tracks are recorded, an ended room's starts are refused)
         )
         log.info("egress controller serving", methods=len(self._subs))
 
