@@ -571,7 +571,13 @@ async def test_browser_and_python_sdk_see_and_hear_each_other(
         page, identity = await join_meet(browser, stack, "meet-py", "Ada")
 
         # The browser decodes Python's video (at the size Python sends) and receives its audio.
-        video = await wait_media_flowing(page, "py")
+        try:
+            video = await wait_media_flowing(page, "py")
+        except AssertionError as exc:  # seen once in ~10 runs: say what the SFU allocated to Ada
+            allocations = [line for line in stack.log("sfu").splitlines() if "stream allocation" in line]
+            raise AssertionError(
+                f"{exc}; Ada's stats: {await remote_stats(page, 'py')}; SFU allocations: {allocations[-8:]}"
+            ) from exc
         assert (video["frameWidth"], video["frameHeight"]) == (640, 360)
 
         # Python receives the browser's video frames and hears its (beeping) fake microphone.
