@@ -63,18 +63,27 @@ async def decoded_size(page: Any, identity: str) -> tuple[tuple[int, int], int]:
     return (video.get("frameWidth", 0), video.get("frameHeight", 0)), video.get("framesDecoded", 0)
 
 
-async def wait_decoding(page: Any, identity: str, size: tuple[int, int], timeout: float = 30) -> None:
-    """``page`` decodes ``identity``'s camera at ``size`` and keeps decoding."""
+async def wait_decoding(page: Any, identity: str, publisher: Any, rid: str, timeout: float = 30) -> None:
+    """``page`` decodes ``identity``'s camera at the size ``publisher`` now encodes layer ``rid`` at,
+    and keeps decoding. The size is read from the publisher, not assumed: under CPU load Chromium
+    scales every simulcast layer down (720p becomes 540p or 360p), and the layer is still the one
+    that was asked for."""
     first: list[int] = []
 
     async def at_size() -> bool:
+        layers = (await publisher.eval(_browser.PUBLISHER_LAYERS))["layers"]
+        layer = layers.get(rid, {})
+        want = (layer.get("width", 0), layer.get("height", 0))
+        assert want != (0, 0), f"{publisher.name} does not encode layer {rid}: {layers}"
+        others = {r: (x["width"], x["height"]) for r, x in layers.items() if r != rid}
+        assert want not in others.values(), f"layer {rid} is not told apart by size: {layers}"
         got, frames = await decoded_size(page, identity)
-        assert got == size, f"decoding {got}, want {size}"
+        assert got == want, f"decoding {got}, want layer {rid} at {want} (other layers {others})"
         first.append(frames)
         return frames >= first[0] + 10
 
     await poll_until(
-        at_size, timeout=timeout, interval=0.5, message=f"{page.name} decodes {identity} at {size}"
+        at_size, timeout=timeout, interval=0.5, message=f"{page.name} decodes {identity}'s layer {rid}"
     )
 
 
@@ -96,22 +105,22 @@ async def test_adaptive_stream_gets_the_layer_the_element_needs(
     make_stack: Callable[..., Stack], browser: Any
 ) -> None:
     stack = make_stack(services=_browser.BROWSER_STACK, config=_browser.DEV)
-    _, ada_id = await _browser.join_meet(browser, stack, "meet-adaptive", "Ada")
+    ada, ada_id = await _browser.join_meet(browser, stack, "meet-adaptive", "Ada")
     bob, _ = await _browser.join_meet(browser, stack, "meet-adaptive", "Bob", query="adaptive=1")
     await _browser.wait_media_flowing(bob, ada_id)
 
     await size_remote_video(bob, ada_id, 1280, 720)
-    await wait_decoding(bob, ada_id, _browser.CAPTURE)  # a large element: the top layer
+    await wait_decoding(bob, ada_id, ada, "f")  # a large element: the top layer
 
     await size_remote_video(bob, ada_id, 160, 90)
-    await wait_decoding(bob, ada_id, (320, 180))  # a small one: the low layer (q is 1/4 of 720p)
+    await wait_decoding(bob, ada_id, ada, "q")  # a small one: the low layer
 
     await size_remote_video(bob, ada_id, 160, 90, hidden=True)  # hidden: nothing at all
 
     await wait_stalled(bob, ada_id)
 
     await size_remote_video(bob, ada_id, 1280, 720)
-    await wait_decoding(bob, ada_id, _browser.CAPTURE)  # visible and large again: the top layer again
+    await wait_decoding(bob, ada_id, ada, "f")  # visible and large again: the top layer again
 
 
 PERMISSION_STATE = """((identity) => {
@@ -232,10 +241,10 @@ async def test_dynacast_pauses_layers_nobody_watches(make_stack: Callable[..., S
     await wait_layer(ada, "f", sending=True)
 
     await size_remote_video(bob, ada_id, 160, 90)
-    await wait_decoding(bob, ada_id, (320, 180))
+    await wait_decoding(bob, ada_id, ada, "q")
     await wait_layer(ada, "f", sending=False, timeout=30)  # the SFU waits 5 s before pausing a layer
     await wait_layer(ada, "q", sending=True)  # the layer Bob watches keeps flowing
 
     await size_remote_video(bob, ada_id, 1280, 720)
     await wait_layer(ada, "f", sending=True, timeout=20)
-    await wait_decoding(bob, ada_id, _browser.CAPTURE)
+    await wait_decoding(bob, ada_id, ada, "f")
