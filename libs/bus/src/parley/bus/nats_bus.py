@@ -278,45 +278,51 @@ class NatsBus:
         self, stream: str, durable: str, config: ConsumerConfig, handler: Handler, batch: int
     ) -> None:
         sub: JetStreamContext.PullSubscription | None = None
-        backoff = 0.1
-        while True:
-            try:
-                if sub is None:
-                    try:
-                        await self._js.add_consumer(stream, config)
-                    except nats.js.errors.BadRequestError:
-                        pass  # exists with other settings: bind to it as it is
-                    sub = await self._js.pull_subscribe_bind(durable, stream=stream)
+        try:
+            backoff = 0.1
+            while True:
                 try:
-                    msgs = await sub.fetch(batch, timeout=1.0)
-                except nats.errors.TimeoutError:
-                    continue
-                backoff = 0.1
-                for msg in msgs:
-                    delivery = _delivery(msg)
-                    try:
-                        await handler(delivery)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        _log.exception("consumer handler failed; redelivering", consumer=durable)
+                    if sub is None:
                         try:
-                            await msg.nak(delay=1.0)
+                            await self._js.add_consumer(stream, config)
+                        except nats.js.errors.BadRequestError:
+                            pass  # exists with other settings: bind to it as it is
+                        sub = await self._js.pull_subscribe_bind(durable, stream=stream)
+                    try:
+                        msgs = await sub.fetch(batch, timeout=1.0)
+                    except nats.errors.TimeoutError:
+                        continue
+                    backoff = 0.1
+                    for msg in msgs:
+                        delivery = _delivery(msg)
+                        try:
+                            await handler(delivery)
+                        except asyncio.CancelledError:
+                            raise
                         except Exception:
-                            pass
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                raise_if_cancelling()
-                if self._nc.is_closed:
-                    return  # the bus was closed under us: nothing left to consume
-                _log.warning("consumer interrupted; retrying", consumer=durable, error=str(exc))
-                if sub is not None and isinstance(exc, nats.js.errors.NotFoundError):
-                    sub = None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                if not self._nc.is_connected:
-                    sub = None
+                            _log.exception("consumer handler failed; redelivering", consumer=durable)
+                            try:
+                                await msg.nak(delay=1.0)
+                            except Exception:
+                                pass
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    raise_if_cancelling()
+                    if self._nc.is_closed:
+                        return  # the bus was closed under us: nothing left to consume
+                    _log.warning("consumer interrupted; retrying", consumer=durable, error=str(exc))
+                    if sub is not None and isinstance(exc, nats.js.errors.NotFoundError):
+                        await _forget(sub)
+                        sub = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    if not self._nc.is_connected and sub is not None:
+                        await _forget(sub)
+                        sub = None
+        finally:
+            if sub is not None:
+                await _forget(sub)
 
     async def key_value(self, bucket: str, *, history: int = 1, ttl: float | None = None) -> KeyValue:
         """A JetStream KV bucket, created if missing."""
@@ -349,6 +355,15 @@ class NatsBus:
         await self._tasks.aclose()
         if not self._nc.is_closed:
             await self._nc.close()
+
+
+async def _forget(sub: JetStreamContext.PullSubscription) -> None:
+    """Unsubscribe a pull subscription that is no longer read: left registered, a message still
+    queued in it holds the connection's drain (a graceful stop) until nats-py's drain timeout."""
+    try:
+        await sub.unsubscribe()
+    except Exception:
+        pass
 
 
 async def connect(url: str, name: str, *, connect_timeout: float = 5.0) -> NatsBus:
