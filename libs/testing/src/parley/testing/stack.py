@@ -24,6 +24,7 @@ from parley.devprocs import (
 
 TEST_API_KEY = "devkey"
 TEST_API_SECRET = "parley-test-secret-0123456789abcdefghij"
+STOP_DRAIN = 1.0
 
 
 @dataclass
@@ -197,8 +198,10 @@ class Stack:
         return self.start_instance(service, index)
 
     def stop(self) -> None:
+        """Stop every part, edges first. A service still draining after ``STOP_DRAIN`` seconds (an SFU
+        waits for its rooms to move or empty) is told to stop draining: the test is over."""
         for instance in reversed(self.running):
-            instance.process.stop()
+            instance.process.stop(drain=STOP_DRAIN)
         self.running.clear()
         if self.valkey is not None:
             self.valkey.stop()
