@@ -511,7 +511,7 @@ Global___SfuReport: _TypeAlias = SfuReport  # noqa: Y015
 
 @_typing.final
 class NodeSessions(_message.Message):
-    """The sessions one SFU node really holds (method ReconcileNode, and answer to
+    """The sessions one SFU node really holds (its periodic node_sessions report, and the answer to
     parley.sfu.<node>.sessions). room-state removes that node's participants no session backs
     (participant_left, STATE_MISMATCH) once they joined more than room_state.reconcile_grace
     before taken_at_ms.
