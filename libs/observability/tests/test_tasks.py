@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import structlog.testing
 
-from parley.observability.tasks import TaskSet, raise_if_cancelling
+from parley.observability.tasks import TaskSet, raise_if_cancelling, wait_event
 
 pytestmark = pytest.mark.unit
 
@@ -83,3 +83,32 @@ async def test_a_task_that_ignores_cancel_is_named_when_left_behind() -> None:
     ]
     release.set()
     await asyncio.wait_for(task, 1.0)
+
+
+async def _relay_loop(wake: asyncio.Event, turns: list[int]) -> None:
+    """The shape of an outbox relay: wait for a wake-up or the interval, work, again."""
+    while True:
+        await wait_event(wake, 10.0)
+        wake.clear()
+        turns.append(1)
+
+
+async def test_wait_event_never_swallows_a_cancel_that_lands_with_the_event() -> None:
+    """``asyncio.wait_for(event.wait(), t)`` on 3.11 returns normally here and the loop runs on."""
+    wake = asyncio.Event()
+    turns: list[int] = []
+    loop_task = asyncio.create_task(_relay_loop(wake, turns))
+    await asyncio.sleep(0)  # the loop waits
+    wake.set()
+    loop_task.cancel()  # the same turn
+    done, _ = await asyncio.wait([loop_task], timeout=2)
+    assert loop_task in done and loop_task.cancelled()
+
+
+async def test_wait_event_answers_set_or_timed_out() -> None:
+    event = asyncio.Event()
+    assert not await wait_event(event, 0.01)
+    asyncio.get_running_loop().call_later(0.01, event.set)
+    assert await wait_event(event, 5)
+    assert await wait_event(event, 0)  # already set
+    assert await wait_event(event, None)

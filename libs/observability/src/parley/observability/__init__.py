@@ -2,7 +2,7 @@
 
 from parley.observability.log import bind_context, configure_logging, get_logger, log_fields
 from parley.observability.metrics import configure_metrics, meter, prometheus_text
-from parley.observability.tasks import TaskSet, cancel_and_wait
+from parley.observability.tasks import TaskSet, cancel_and_wait, wait_event
 from parley.observability.tracing import configure_tracing, tracer
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "meter",
     "prometheus_text",
     "tracer",
+    "wait_event",
 ]

@@ -74,6 +74,23 @@ def raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Whether ``event`` is set within ``timeout`` seconds (None: no limit).
+
+    Use this, not ``asyncio.wait_for(event.wait(), timeout)``: on Python 3.11 ``wait_for`` swallows
+    a cancel that arrives in the same loop turn as the event is set, and a loop built on it then
+    runs on after its owner cancelled it (a room-state outbox relay did, and hung a test run).
+    """
+    if event.is_set():
+        return True
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     if task is None or task.done():
         return

@@ -36,7 +36,7 @@ from parley.egress_worker.naming import NameFields, file_name
 from parley.egress_worker.reporter import Reporter
 from parley.egress_worker.storage import Storage, storage_for
 from parley.egress_worker.tap_receiver import TapReceiver
-from parley.observability import get_logger
+from parley.observability import get_logger, wait_event
 from parley.protocol.gen.egress.v1 import egress_pb2 as eg
 from parley.protocol.gen.sfu.v1 import node_pb2
 
@@ -250,10 +250,7 @@ class TrackJob:
                 raise SourceError(
                     f"no media from track {self.request.track_id} in {section.start_timeout:g} s"
                 )
-            try:
-                await asyncio.wait_for(self._stop.wait(), TICK_S)
-            except TimeoutError:
-                pass
+            await wait_event(self._stop, TICK_S)
         if not receiver.bye.is_set():
             await self._untap()
 

@@ -14,7 +14,7 @@ import uuid
 
 from parley.bus import DurablePublisher, subjects
 from parley.egress.interfaces import EgressStore
-from parley.observability import get_logger
+from parley.observability import get_logger, wait_event
 
 log = get_logger("parley.egress.outbox")
 
@@ -37,10 +37,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self._interval)
             self._wake.clear()
             try:
                 await self.drain_once()

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 
 from parley.bus import DurablePublisher, subjects
-from parley.observability import get_logger
+from parley.observability import get_logger, wait_event
 from parley.room_state.store import Store
 
 log = get_logger("parley.room_state.outbox")
@@ -34,10 +34,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self._interval)
             self._wake.clear()
             try:
                 await self.drain_once()

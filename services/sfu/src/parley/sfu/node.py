@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -25,7 +24,7 @@ from parley.bus import (
     serve_all,
     subjects,
 )
-from parley.observability import TaskSet, get_logger
+from parley.observability import TaskSet, get_logger, wait_event
 from parley.protocol.gen.room.v1 import room_state_pb2 as rs
 from parley.protocol.gen.sfu.v1 import node_pb2
 from parley.protocol.gen.signal.v1 import relay_pb2
@@ -298,8 +297,7 @@ class Node:
                     await room.call(room.migrate)
         if self.rooms:
             self._emptied.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._emptied.wait(), self.config.sfu.drain_timeout)
+            await wait_event(self._emptied, self.config.sfu.drain_timeout)
         if self.rooms:
             log.warning("drain timeout; closing the rooms left", rooms=len(self.rooms))
 

@@ -17,7 +17,7 @@ from enum import IntEnum
 from livekit.protocol import models
 
 from parley.bus import ErrorCode, RpcError
-from parley.observability import get_logger
+from parley.observability import get_logger, wait_event
 from parley.sfu.participant import Participant
 
 log = get_logger("parley.sfu.rpc")
@@ -129,10 +129,8 @@ def start(
 async def wait(request_id: str, pending: Pending, response_timeout_ms: int) -> str:
     """The destination's response payload, or the RPC's error as an ``RpcError``."""
     try:
-        try:
-            await asyncio.wait_for(pending.acked.wait(), MAX_ROUND_TRIP)
-        except TimeoutError:
-            raise rpc_error(RpcCode.CONNECTION_TIMEOUT) from None
+        if not await wait_event(pending.acked, MAX_ROUND_TRIP):
+            raise rpc_error(RpcCode.CONNECTION_TIMEOUT)
         try:
             return await asyncio.wait_for(asyncio.shield(pending.response), response_timeout_ms / 1000)
         except TimeoutError:

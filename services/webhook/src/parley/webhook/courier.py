@@ -23,7 +23,7 @@ from nats.js import JetStreamContext
 
 from parley.bus import NatsBus
 from parley.bus.subjects import room_from_token
-from parley.observability import TaskSet, get_logger, log_fields
+from parley.observability import TaskSet, get_logger, log_fields, wait_event
 from parley.observability.tasks import raise_if_cancelling
 from parley.protocol.gen.room.v1.room_state_pb2 import RoomEvent
 from parley.webhook import metrics, topology, wire
@@ -89,8 +89,7 @@ class Courier:
                         with contextlib.suppress(Exception):
                             await sub.unsubscribe()
                         sub = None
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), pause)
+                    await wait_event(self._stopping, pause)
                     pause = min(pause * 2, 2.0)
         finally:
             metrics.forget_backlog(self._endpoint.id, self._partition)
@@ -198,8 +197,7 @@ class Courier:
                         error=exc.reason,
                         retry_in=round(delay, 2),
                     )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                await wait_event(self._stopping, delay)
         await self._finish(msg)
         metrics.delivered.add(1, {**self._attrs, "event": encoded.event})
         metrics.latency.record(max(0.0, time.time() - created_ms / 1000), self._attrs)

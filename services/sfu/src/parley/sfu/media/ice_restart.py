@@ -51,7 +51,7 @@ import aioice
 from aiortc import RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.rtcicetransport import RTCIceCandidate, RTCIceParameters, RTCIceTransport, candidate_to_aioice
 
-from parley.observability import TaskSet, get_logger
+from parley.observability import TaskSet, get_logger, wait_event
 from parley.sfu.media import aiortc_internals as internals
 from parley.sfu.media import send_path
 from parley.sfu.media.errors import IceRestartError
@@ -170,9 +170,7 @@ class IceLink:
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return False
-            try:
-                await asyncio.wait_for(changed.wait(), remaining)
-            except TimeoutError:
+            if not await wait_event(changed, remaining):
                 return False
 
     # -- internals --------------------------------------------------------------------------------
