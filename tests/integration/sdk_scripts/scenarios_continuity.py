@@ -23,6 +23,7 @@ from sdk_helpers import (
     play_tone,
     play_video,
     receive_audio,
+    step,
     track_of,
     wait_for,
 )
@@ -52,6 +53,7 @@ async def signal_cut(args: dict[str, Any]) -> dict[str, Any]:
         track = rtc.LocalAudioTrack.create_audio_track(f"{name}-mic", source)
         opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         pubs[name] = (await rooms[name].local_participant.publish_track(track, opts)).sid
+        step(f"{name} published {pubs[name]}")
     camera = rtc.VideoSource(WIDTH, HEIGHT)
     tasks.append(asyncio.create_task(play_video(camera, stop)))
     cam = rtc.LocalVideoTrack.create_video_track("alice-cam", camera)
@@ -69,6 +71,7 @@ async def signal_cut(args: dict[str, Any]) -> dict[str, Any]:
             frames.append(time.monotonic())
 
     tasks.append(asyncio.create_task(count_frames()))
+    step("listening before the cut")
     before = {
         "freq_at_bob": await asyncio.wait_for(receive_audio(at_bob, 1.0), 20),
         "freq_at_alice": await asyncio.wait_for(receive_audio(at_alice, 1.0), 20),
@@ -80,11 +83,13 @@ async def signal_cut(args: dict[str, Any]) -> dict[str, Any]:
     ):
         dropped = (await resp.json())["dropped"]
     cut_at = time.monotonic()
+    step(f"cut {dropped} connections")
     await alice.local_participant.publish_data(b"during-gap", reliable=True, topic="gap")
     await wait_for(lambda: all("reconnected" in e for e in events.values()), 45, "both reconnected")
     resumed_after = round(time.monotonic() - cut_at, 2)
     await alice.local_participant.publish_data(b"after", reliable=True, topic="gap")
     await wait_for(lambda: "after" in received, 15, "data after the resume")
+    step("listening after the resume")
     after = {
         "freq_at_bob": await asyncio.wait_for(receive_audio(at_bob, 1.0), 20),
         "freq_at_alice": await asyncio.wait_for(receive_audio(at_alice, 1.0), 20),
@@ -114,8 +119,10 @@ async def signal_cut(args: dict[str, Any]) -> dict[str, Any]:
     stop.set()
     tasks[-1].cancel()  # the frame counter
     await asyncio.gather(*tasks, return_exceptions=True)
-    for room in rooms.values():
+    for name, room in rooms.items():
+        step(f"{name} disconnects")
         await room.disconnect()
+    step("done")
     return result
 
 

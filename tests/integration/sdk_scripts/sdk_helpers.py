@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from typing import Any
 
@@ -13,6 +14,14 @@ from livekit import api, rtc
 SAMPLE_RATE = 48000
 TONE_HZ = 440.0
 WIDTH, HEIGHT = 320, 240
+
+
+_STARTED = time.monotonic()
+
+
+def step(what: str) -> None:
+    """A progress line on stderr: a scenario that times out shows where it stood."""
+    print(f"[{time.monotonic() - _STARTED:7.2f}s] {what}", file=sys.stderr, flush=True)
 
 
 def token(args: dict[str, Any], identity: str, **grants: Any) -> str:
@@ -31,17 +40,21 @@ async def connect(args: dict[str, Any], identity: str, url_key: str = "url", **k
     grants = kw.pop("grants", {})
     if args.get("path") == "v0":  # the SDK default is /rtc/v1 (single peer connection)
         kw["single_peer_connection"] = False
+    step(f"{identity} connects")
     await asyncio.wait_for(
         room.connect(args[url_key], token(args, identity, **grants), options=rtc.RoomOptions(**kw)), 30
     )
+    step(f"{identity} connected as {room.local_participant.sid}")
     return room
 
 
 async def wait_for(check: Any, timeout: float, what: str) -> Any:
+    step(f"waiting for {what}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
+            step(f"got {what}")
             return value
         await asyncio.sleep(0.05)
     raise TimeoutError(f"timed out waiting for {what}")
