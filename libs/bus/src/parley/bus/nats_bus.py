@@ -293,18 +293,7 @@ class NatsBus:
                     except nats.errors.TimeoutError:
                         continue
                     backoff = 0.1
-                    for msg in msgs:
-                        delivery = _delivery(msg)
-                        try:
-                            await handler(delivery)
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception:
-                            _log.exception("consumer handler failed; redelivering", consumer=durable)
-                            try:
-                                await msg.nak(delay=1.0)
-                            except Exception:
-                                pass
+                    await _handle_batch(msgs, handler, durable)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -355,6 +344,21 @@ class NatsBus:
         await self._tasks.aclose()
         if not self._nc.is_closed:
             await self._nc.close()
+
+
+async def _handle_batch(msgs: list[Msg], handler: Handler, durable: str) -> None:
+    """Each fetched message to ``handler`` in order; one that raises is redelivered after 1 s."""
+    for msg in msgs:
+        try:
+            await handler(_delivery(msg))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _log.exception("consumer handler failed; redelivering", consumer=durable)
+            try:
+                await msg.nak(delay=1.0)
+            except Exception:
+                pass
 
 
 async def _forget(sub: JetStreamContext.PullSubscription) -> None:
